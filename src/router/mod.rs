@@ -1,0 +1,5 @@
+//! Routing: which subscriptions a published topic reaches.
+
+mod trie;
+
+pub use trie::TopicTrie;
