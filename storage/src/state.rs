@@ -41,10 +41,12 @@ impl Table {
 /// What the state machine does with each command. Implemented by the broker.
 pub trait Application<C: RaftTypeConfig>: Send + Sync + 'static {
     /// Applies one command's data. Must be deterministic (no clock, no randomness, no I/O
-    /// but `tx`) so every replica reaches the same state, and must not change anything
-    /// outside `tx` (in-memory effects go in [`Application::committed`]).
+    /// but `tx`) so every replica reaches the same state. In-memory indexes derived from the
+    /// state (a subscription trie) may be updated here, so that later commands of the same
+    /// batch see them; `tx` is never re-run, and if committing it fails the store reports
+    /// a storage error, which stops the node.
     fn apply(
-        &self,
+        &mut self,
         tx: &mut StateTx<'_>,
         log_id: &LogId<u64>,
         data: &C::D,
@@ -54,7 +56,8 @@ pub trait Application<C: RaftTypeConfig>: Send + Sync + 'static {
     fn empty_response(&self) -> C::R;
 
     /// Called once a batch's writes are in the store, with its responses, in log order:
-    /// the place to update in-memory indexes derived from the state.
+    /// the place for effects that must wait until the state is stored (waking the
+    /// connections that deliver what was just routed).
     fn committed(&mut self, _responses: &[C::R]) {}
 
     /// The state was loaded at start or replaced by a snapshot: rebuild in-memory indexes.
@@ -119,6 +122,44 @@ impl<'a> StateTx<'a> {
         }
         Ok(merged
             .into_iter()
+            .map(|(k, v)| (k[1..].to_vec(), v))
+            .collect())
+    }
+
+    /// Every (key, value) of `table` with `from <= key < to`, in key order, with the batch's
+    /// own writes applied, at most `limit` of them (an expiry index read a slice at a time).
+    pub fn scan_range(
+        &self,
+        table: Table,
+        from: &[u8],
+        to: &[u8],
+        limit: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        let (start, end) = (table.key(from), table.key(to));
+        let mut merged = BTreeMap::new();
+        // Read `limit` more than needed from the tree: pending removals may hide some.
+        let deleted = self
+            .pending
+            .range(start.clone()..end.clone())
+            .filter(|(_, v)| v.is_none())
+            .count();
+        for item in self
+            .tree
+            .range(start.clone()..end.clone())
+            .take(limit + deleted)
+        {
+            let (k, v) = item?;
+            merged.insert(k.to_vec(), v.to_vec());
+        }
+        for (k, v) in self.pending.range(start..end) {
+            match v {
+                Some(v) => merged.insert(k.clone(), v.clone()),
+                None => merged.remove(k),
+            };
+        }
+        Ok(merged
+            .into_iter()
+            .take(limit)
             .map(|(k, v)| (k[1..].to_vec(), v))
             .collect())
     }
@@ -232,6 +273,9 @@ mod tests {
                 (b"k3".to_vec(), b"added".to_vec())
             ]
         );
+        let ranged = tx.scan_range(a, b"k1", b"k3", 10).unwrap();
+        assert_eq!(ranged, vec![(b"k1".to_vec(), b"new".to_vec())]);
+        assert_eq!(tx.scan_range(a, b"k", b"l", 1).unwrap().len(), 1);
         // Nothing reached the tree before the batch is applied.
         assert_eq!(
             tree.get(a.key(b"k1")).unwrap().as_deref(),

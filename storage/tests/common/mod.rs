@@ -34,7 +34,7 @@ pub struct KvApp {
 
 impl Application<Kv> for KvApp {
     fn apply(
-        &self,
+        &mut self,
         tx: &mut StateTx<'_>,
         _log_id: &LogId<u64>,
         op: &KvOp,
