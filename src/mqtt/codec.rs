@@ -132,6 +132,16 @@ impl Codec {
                     reason: error.reason_code(),
                 }
             }
+            // A wrong protocol name means the bytes are not MQTT: the server may only close,
+            // not answer in line with this specification ([MQTT-3.1.2-1] of both specs).
+            (None, _)
+                if matches!(
+                    error,
+                    DecodeError::Protocol(ProtocolViolation::ProtocolName(_))
+                ) =>
+            {
+                Response::Close
+            }
             (None, Some(Protocol::V5)) => Response::ConnAck {
                 protocol: Protocol::V5,
                 reason: error.reason_code(),

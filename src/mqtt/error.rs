@@ -101,6 +101,11 @@ impl DecodeError {
         match self {
             DecodeError::PacketTooLarge { .. } => ReasonCode::PacketTooLarge,
             DecodeError::Malformed(_) => ReasonCode::MalformedPacket,
+            // 5.0 §3.3.4: a Topic Alias of 0 is answered with 0x94 Topic Alias invalid.
+            DecodeError::Protocol(ProtocolViolation::PropertyValue {
+                property: PropertyId::TopicAlias,
+                ..
+            }) => ReasonCode::TopicAliasInvalid,
             DecodeError::Protocol(_) => ReasonCode::ProtocolError,
             DecodeError::TopicName(_) => ReasonCode::TopicNameInvalid,
             DecodeError::UnsupportedProtocolVersion(_) => ReasonCode::UnsupportedProtocolVersion,
