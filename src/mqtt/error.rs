@@ -140,6 +140,8 @@ pub enum EncodeError {
     FieldTooLong(usize),
     #[error("the QoS and the presence of a packet identifier disagree")]
     PacketIdMismatch,
+    #[error("DUP cannot be set on a QoS 0 PUBLISH")]
+    DupOnQoS0,
     #[error("property {property:?} is not allowed in {context:?}")]
     PropertyNotAllowed {
         property: PropertyId,

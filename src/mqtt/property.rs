@@ -401,6 +401,16 @@ impl Properties {
         context: PropertyContext,
         buf: &mut BytesMut,
     ) -> Result<(), EncodeError> {
+        // Refuse what a receiver would reject (§2.2.2.2 and each property's section), so a
+        // bug in the broker shows here instead of as a peer's protocol error.
+        if self.subscription_identifiers.len() > 1
+            && !Id::SubscriptionIdentifier.may_repeat(context)
+        {
+            return Err(EncodeError::PropertyValue(Id::SubscriptionIdentifier));
+        }
+        if self.authentication_data.is_some() && self.authentication_method.is_none() {
+            return Err(EncodeError::PropertyValue(Id::AuthenticationData));
+        }
         put_varint(buf, self.body_len())?;
         self.each(|id, value| {
             if !id.allowed_in(context) {
@@ -415,6 +425,12 @@ impl Properties {
                 }
                 (Id::SubscriptionIdentifier, Value::Var(v)) if *v == 0 || *v > MAX_VARINT => {
                     return Err(EncodeError::SubscriptionIdentifier);
+                }
+                (
+                    Id::ReceiveMaximum | Id::TopicAlias | Id::MaximumPacketSize,
+                    Value::Two(0) | Value::Four(0),
+                ) => {
+                    return Err(EncodeError::PropertyValue(id));
                 }
                 _ => {}
             }

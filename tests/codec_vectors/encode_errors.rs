@@ -234,3 +234,98 @@ fn server_codec_cannot_encode_before_connect() {
     );
     assert!(buf.is_empty());
 }
+
+/// The encoder refuses what its own decoder would reject, so a broker bug cannot put a
+/// packet on the wire that a peer must answer with a protocol error.
+#[test]
+fn encoder_refuses_what_the_decoder_rejects() {
+    use bytes::BytesMut;
+    use raftmq::mqtt::{
+        Auth, ConnAck, EncodeError, Packet, PacketId, Properties, PropertyId, Protocol, Publish,
+        QoS, ReasonCode, Subscribe, SubscriptionOptions,
+    };
+    let mut buf = BytesMut::from(&b"queued"[..]);
+    let mut refuse = |packet: Packet, expected: EncodeError| {
+        assert_eq!(
+            packet.encode(Protocol::V5, &mut buf),
+            Err(expected),
+            "{packet:?}"
+        );
+        assert_eq!(&buf[..], b"queued", "nothing written on refusal");
+    };
+    let publish = |dup: bool, properties: Properties| Publish {
+        dup,
+        qos: QoS::AtMostOnce,
+        retain: false,
+        topic: "t".into(),
+        packet_id: None,
+        properties,
+        payload: bytes::Bytes::new(),
+    };
+    refuse(
+        Packet::Publish(publish(true, Properties::default())),
+        EncodeError::DupOnQoS0,
+    );
+    let alias0 = Properties {
+        topic_alias: Some(0),
+        ..Properties::default()
+    };
+    refuse(
+        Packet::Publish(publish(false, alias0)),
+        EncodeError::PropertyValue(PropertyId::TopicAlias),
+    );
+    for (props, id) in [
+        (
+            Properties {
+                receive_maximum: Some(0),
+                ..Properties::default()
+            },
+            PropertyId::ReceiveMaximum,
+        ),
+        (
+            Properties {
+                maximum_packet_size: Some(0),
+                ..Properties::default()
+            },
+            PropertyId::MaximumPacketSize,
+        ),
+        (
+            Properties {
+                authentication_data: Some(bytes::Bytes::from_static(b"x")),
+                ..Properties::default()
+            },
+            PropertyId::AuthenticationData,
+        ),
+    ] {
+        let connack = ConnAck {
+            session_present: false,
+            reason: ReasonCode::Success,
+            properties: props,
+        };
+        refuse(Packet::ConnAck(connack), EncodeError::PropertyValue(id));
+    }
+    let two_ids = Properties {
+        subscription_identifiers: vec![1, 2],
+        ..Properties::default()
+    };
+    let subscribe = Subscribe {
+        packet_id: PacketId::new(1).unwrap(),
+        filters: vec![("a".into(), SubscriptionOptions::default())],
+        properties: two_ids,
+    };
+    refuse(
+        Packet::Subscribe(subscribe),
+        EncodeError::PropertyValue(PropertyId::SubscriptionIdentifier),
+    );
+    let auth = Auth {
+        reason: ReasonCode::ContinueAuthentication,
+        properties: Properties {
+            authentication_data: Some(bytes::Bytes::from_static(b"x")),
+            ..Properties::default()
+        },
+    };
+    refuse(
+        Packet::Auth(auth),
+        EncodeError::PropertyValue(PropertyId::AuthenticationData),
+    );
+}

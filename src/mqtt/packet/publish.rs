@@ -71,6 +71,9 @@ impl Publish {
         if self.packet_id.is_some() != (self.qos != QoS::AtMostOnce) {
             return Err(EncodeError::PacketIdMismatch);
         }
+        if self.dup && self.qos == QoS::AtMostOnce {
+            return Err(EncodeError::DupOnQoS0);
+        }
         let mut len = field_len(self.topic.as_bytes()) + self.payload.len();
         if self.packet_id.is_some() {
             len += 2;
