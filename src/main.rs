@@ -1,20 +1,52 @@
 //! The `raftmq` command: parses the command line and runs what it names.
 
 use clap::Parser;
-
-/// raftmq — an MQTT 3.1.1 / 5.0 broker cluster whose sessions survive the loss of any node.
-///
-/// This build contains the MQTT codec and the subscription router only; the broker that
-/// listens on 1883 arrives with the broker issue (see README, "Status").
-#[derive(Parser, Debug)]
-#[command(version, about, long_about)]
-struct Cli {}
+use raftmq::config::{BenchCommand, Cli, ClusterCommand, Command, LogFormat};
 
 fn main() -> anyhow::Result<()> {
-    let _cli = Cli::parse();
-    anyhow::bail!(
-        "raftmq {}: the broker is not built yet; this release holds the codec and router \
-         (see README, \"Status\")",
-        env!("CARGO_PKG_VERSION")
-    )
+    let cli = Cli::parse();
+    init_logging(cli.run.log_format);
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        match cli.command {
+            None => raftmq::run::node(&cli.run).await,
+            Some(Command::Cluster(command)) => cluster(command).await,
+            Some(Command::Bench(BenchCommand::Raft(args))) => raftmq::bench::raft::run(&args).await,
+        }
+    })
+}
+
+async fn cluster(command: ClusterCommand) -> anyhow::Result<()> {
+    use raftmq::cluster::admin;
+    match command {
+        ClusterCommand::Status { target, json } => {
+            let status = admin::status(&target.node).await?;
+            if json {
+                println!("{}", admin::status_json(&status));
+            } else {
+                print!("{}", admin::format_status(&status));
+            }
+        }
+        ClusterCommand::Join { seed, target } => {
+            let members = admin::join(&target.node, &seed).await?;
+            println!("joined: {} members", members.len());
+        }
+        ClusterCommand::Leave { target } => {
+            let members = admin::leave(&target.node).await?;
+            println!("left: {} members remain", members.len());
+        }
+    }
+    Ok(())
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn,sled=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
 }

@@ -106,6 +106,12 @@ impl Storage {
         Ok(id)
     }
 
+    /// Makes everything written so far durable (a clean shutdown calls this last).
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
     /// Bytes the database takes on disk (sled's own estimate).
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
         Ok(self.db.size_on_disk()?)

@@ -1,0 +1,26 @@
+//! The cluster: one Raft group (openraft) whose log holds every change to the broker's
+//! durable state, replicated between nodes over gRPC (`proto/cluster.proto`) and stored
+//! in sled (the `raftmq-storage` crate). DESIGN §2–§6.
+//!
+//! - [`types`]: the openraft `TypeConfig` (what a log entry carries and what applying it
+//!   answers).
+//! - [`command`]: `Command` (one client or broker action, time stamped by the proposer),
+//!   batched as `CommandBatch` per log entry, and the `Outcome` of each.
+//! - [`state`]: `BrokerState`, the deterministic `apply` over the `storage` crate's tables
+//!   (sessions, queues, messages, retained messages, expiry indexes), with the in-memory
+//!   subscription index derived from them, and read helpers for the rest of the broker.
+//! - [`proposer`]: group commit, and forwarding from followers to the leader.
+//! - [`proto`], [`network`] and `service`: the schema and the two sides of the cluster
+//!   gRPC service.
+//! - [`node`]: starting a node, bootstrapping or joining, membership changes.
+//! - [`admin`]: the client side of `raftmq cluster ...`.
+
+pub mod admin;
+pub mod command;
+pub mod network;
+pub mod node;
+pub mod proposer;
+pub mod proto;
+mod service;
+pub mod state;
+pub mod types;

@@ -1,0 +1,174 @@
+//! The client side of the cluster service: openraft's `RaftNetworkFactory`, with one cached
+//! gRPC channel per peer address (never one connection per RPC), connect and per-call
+//! timeouts, and transport failures reported as `Unreachable` so openraft backs off.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use openraft::BasicNode;
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+
+use super::proto::{WireError, decode, pb};
+use super::types::{NodeId, TypeConfig};
+
+/// The largest gRPC message a node sends or accepts: large enough for a big batch of
+/// entries, small enough that a peer cannot make it allocate without bound.
+pub(crate) const MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Channels to the other nodes, shared by Raft replication, proposal forwarding and the
+/// cluster commands.
+#[derive(Clone, Default)]
+pub struct ClusterNetwork {
+    channels: Arc<Mutex<HashMap<String, Channel>>>,
+}
+
+impl ClusterNetwork {
+    /// A client for the node at `addr` (`host:port`), on the cached channel to it. The
+    /// channel connects lazily and reconnects by itself after a failure.
+    pub fn client(&self, addr: &str) -> Result<pb::cluster_client::ClusterClient<Channel>, Status> {
+        let channel = {
+            let mut channels = match self.channels.lock() {
+                Ok(guard) => guard,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            match channels.get(addr) {
+                Some(channel) => channel.clone(),
+                None => {
+                    let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+                        .map_err(|e| {
+                            Status::invalid_argument(format!("bad peer address {addr}: {e}"))
+                        })?
+                        .connect_timeout(CONNECT_TIMEOUT)
+                        .tcp_nodelay(true)
+                        .http2_keep_alive_interval(Duration::from_secs(10))
+                        .keep_alive_timeout(Duration::from_secs(5));
+                    let channel = endpoint.connect_lazy();
+                    channels.insert(addr.to_string(), channel.clone());
+                    channel
+                }
+            }
+        };
+        Ok(pb::cluster_client::ClusterClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE_SIZE)
+            .max_encoding_message_size(MAX_MESSAGE_SIZE))
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for ClusterNetwork {
+    type Network = PeerConnection;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerConnection {
+        PeerConnection {
+            target,
+            addr: node.addr.clone(),
+            network: self.clone(),
+        }
+    }
+}
+
+/// Raft's view of one peer.
+pub struct PeerConnection {
+    target: NodeId,
+    addr: String,
+    network: ClusterNetwork,
+}
+
+type RpcError<E = openraft::error::Infallible> = RPCError<NodeId, BasicNode, RaftError<NodeId, E>>;
+
+/// A transport failure (peer down, connection refused, deadline passed) is `Unreachable`,
+/// so openraft backs off instead of hammering a dead node; anything else is a `Network`
+/// error, retried at once.
+fn from_status<E: std::error::Error>(status: &Status) -> RPCError<NodeId, BasicNode, E> {
+    match status.code() {
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown => {
+            RPCError::Unreachable(Unreachable::new(status))
+        }
+        _ => RPCError::Network(NetworkError::new(status)),
+    }
+}
+
+fn from_wire<E: std::error::Error>(e: &WireError) -> RPCError<NodeId, BasicNode, E> {
+    RPCError::Network(NetworkError::new(e))
+}
+
+fn timed<T>(message: T, ttl: Duration) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.set_timeout(ttl);
+    request
+}
+
+impl RaftNetwork<TypeConfig> for PeerConnection {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RpcError> {
+        let message = pb::AppendEntriesRequest::try_from(&rpc).map_err(|e| from_wire(&e))?;
+        let mut client = self
+            .network
+            .client(&self.addr)
+            .map_err(|s| from_status(&s))?;
+        let reply = client
+            .append_entries(timed(message, option.hard_ttl()))
+            .await
+            .map_err(|s| from_status(&s))?;
+        reply.into_inner().try_into().map_err(|e| from_wire(&e))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<InstallSnapshotResponse<NodeId>, RpcError<InstallSnapshotError>> {
+        let message = pb::InstallSnapshotRequest::try_from(&rpc).map_err(|e| from_wire(&e))?;
+        let mut client = self
+            .network
+            .client(&self.addr)
+            .map_err(|s| from_status(&s))?;
+        match client
+            .install_snapshot(timed(message, option.hard_ttl()))
+            .await
+        {
+            Ok(reply) => reply.into_inner().try_into().map_err(|e| from_wire(&e)),
+            // The receiver lost track of this snapshot (it restarted, or a chunk went
+            // missing): tell openraft, which starts the snapshot again from the beginning.
+            Err(status) if status.code() == Code::FailedPrecondition => {
+                match decode::<InstallSnapshotError>("snapshot error", status.details()) {
+                    Ok(e) => Err(RPCError::RemoteError(RemoteError::new(
+                        self.target,
+                        RaftError::APIError(e),
+                    ))),
+                    Err(e) => Err(from_wire(&e)),
+                }
+            }
+            Err(status) => Err(from_status(&status)),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RpcError> {
+        let mut client = self
+            .network
+            .client(&self.addr)
+            .map_err(|s| from_status(&s))?;
+        let reply = client
+            .vote(timed(pb::VoteRequest::from(&rpc), option.hard_ttl()))
+            .await
+            .map_err(|s| from_status(&s))?;
+        reply.into_inner().try_into().map_err(|e| from_wire(&e))
+    }
+}

@@ -1,0 +1,377 @@
+//! One cluster node: opens the store, starts Raft and the cluster gRPC server, and either
+//! bootstraps a one-voter cluster (a fresh node with nobody to join) or joins one.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::{BasicNode, ChangeMembers, Raft, ServerState, SnapshotPolicy};
+use raftmq_storage::{StateReader, Storage, StoreError};
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinHandle;
+
+use super::network::{ClusterNetwork, MAX_MESSAGE_SIZE};
+use super::proposer::{BatchWriter, Proposer, ProposerConfig};
+use super::proto::pb;
+use super::service::ClusterService;
+use super::state::BrokerState;
+use super::types::{NodeId, TypeConfig};
+
+/// How a node takes part in the cluster.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub data_dir: PathBuf,
+    /// Where the cluster gRPC server listens.
+    pub listen: SocketAddr,
+    /// The `host:port` other nodes reach this one at.
+    pub advertise: String,
+    /// A fresh node that joins nobody makes itself a one-voter cluster.
+    pub bootstrap: bool,
+    /// A node of the cluster to join at start (`host:port`).
+    pub join: Option<String>,
+    pub heartbeat: Duration,
+    pub election_min: Duration,
+    pub election_max: Duration,
+    /// Build a snapshot (and purge the log) every this many entries.
+    pub snapshot_threshold: u64,
+    pub proposer: ProposerConfig,
+}
+
+/// Why a node could not start.
+#[derive(Debug, Error)]
+pub enum NodeError {
+    #[error("storage: {0}")]
+    Storage(#[from] StoreError),
+    #[error("invalid Raft settings: {0}")]
+    Config(#[from] openraft::ConfigError),
+    #[error("Raft failed to start: {0}")]
+    Raft(String),
+    #[error("cannot listen for the cluster on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// What the cluster service and the cluster commands share.
+pub(crate) struct NodeInner {
+    pub(crate) id: NodeId,
+    pub(crate) addr: String,
+    pub(crate) raft: Raft<TypeConfig>,
+    pub(crate) proposer: Proposer,
+    pub(crate) writer: BatchWriter,
+    pub(crate) network: ClusterNetwork,
+    pub(crate) reader: StateReader,
+    pub(crate) qos0: broadcast::Sender<bytes::Bytes>,
+}
+
+/// A running node.
+pub struct Node {
+    inner: Arc<NodeInner>,
+    storage: Storage,
+    server: JoinHandle<()>,
+    stop: watch::Sender<bool>,
+}
+
+/// A random id that fits in a JSON number and is never 0.
+fn fresh_id() -> u64 {
+    (rand::random::<u64>() >> 11).max(1)
+}
+
+impl Node {
+    pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
+        let storage = Storage::open(&config.data_dir)?;
+        let id = storage.node_id(fresh_id)?;
+        let log_store = storage.log_store::<TypeConfig>()?;
+        let state_machine = storage.state_machine::<TypeConfig, _>(BrokerState::default())?;
+        let reader = state_machine.reader();
+
+        let raft_config = openraft::Config {
+            cluster_name: "raftmq".into(),
+            heartbeat_interval: config.heartbeat.as_millis() as u64,
+            election_timeout_min: config.election_min.as_millis() as u64,
+            election_timeout_max: config.election_max.as_millis() as u64,
+            install_snapshot_timeout: 10_000,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_threshold),
+            max_in_snapshot_log_to_keep: config.snapshot_threshold.min(1000),
+            purge_batch_size: 1024,
+            ..Default::default()
+        }
+        .validate()?;
+        let network = ClusterNetwork::default();
+        let raft = Raft::new(
+            id,
+            Arc::new(raft_config),
+            network.clone(),
+            log_store,
+            state_machine,
+        )
+        .await
+        .map_err(|e| NodeError::Raft(e.to_string()))?;
+
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| NodeError::Listen {
+                    addr: config.listen,
+                    source,
+                })?;
+        let proposer = Proposer::start(raft.clone(), id, network.clone(), config.proposer);
+        let writer = BatchWriter {
+            raft: raft.clone(),
+            id,
+            network: network.clone(),
+            config: config.proposer,
+        };
+        let (qos0, _) = broadcast::channel(4096);
+        let inner = Arc::new(NodeInner {
+            id,
+            addr: config.advertise.clone(),
+            raft: raft.clone(),
+            proposer,
+            writer,
+            network,
+            reader,
+            qos0,
+        });
+        let (stop, mut stopped) = watch::channel(false);
+        let service = pb::cluster_server::ClusterServer::new(ClusterService::new(inner.clone()))
+            .max_decoding_message_size(MAX_MESSAGE_SIZE)
+            .max_encoding_message_size(MAX_MESSAGE_SIZE);
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        let server = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            };
+            if let Err(e) = tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+            {
+                tracing::error!("cluster server stopped: {e}");
+            }
+        });
+
+        let initialized = raft
+            .is_initialized()
+            .await
+            .map_err(|e| NodeError::Raft(e.to_string()))?;
+        if !initialized {
+            if let Some(seed) = config.join.clone() {
+                tokio::spawn(join_until_member(inner.clone(), seed));
+            } else if config.bootstrap {
+                let members = BTreeMap::from([(id, BasicNode::new(&config.advertise))]);
+                raft.initialize(members)
+                    .await
+                    .map_err(|e| NodeError::Raft(e.to_string()))?;
+                tracing::info!(node = id, "bootstrapped a one-voter cluster");
+            } else {
+                tracing::info!(
+                    node = id,
+                    "waiting to be joined to a cluster (`raftmq cluster join`)"
+                );
+            }
+        }
+        tracing::info!(node = id, listen = %config.listen, advertise = %config.advertise, "cluster node started");
+        Ok(Node {
+            inner,
+            storage,
+            server,
+            stop,
+        })
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.inner.id
+    }
+
+    pub fn proposer(&self) -> Proposer {
+        self.inner.proposer.clone()
+    }
+
+    pub fn raft(&self) -> &Raft<TypeConfig> {
+        &self.inner.raft
+    }
+
+    /// Read access to the replicated state as applied on this node.
+    pub fn state(&self) -> StateReader {
+        self.inner.reader.clone()
+    }
+
+    /// QoS 0 messages forwarded to this node by the others (bincode, as sent).
+    pub fn qos0_messages(&self) -> broadcast::Receiver<bytes::Bytes> {
+        self.inner.qos0.subscribe()
+    }
+
+    /// Stops the gRPC server and Raft.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.server.await;
+        if let Err(e) = self.inner.raft.shutdown().await {
+            tracing::warn!("Raft did not shut down cleanly: {e}");
+        }
+        if let Err(e) = self.storage.flush().await {
+            tracing::warn!("final flush failed: {e}");
+        }
+    }
+}
+
+/// Asks `seed` to add this node until it is a member; a fresh node cannot do anything
+/// else useful, so it keeps trying (the seed may still be starting).
+async fn join_until_member(inner: Arc<NodeInner>, seed: String) {
+    loop {
+        match inner.join(&seed).await {
+            Ok(_) if inner.role_in_membership().0 => {
+                tracing::info!(node = inner.id, %seed, "joined the cluster");
+                return;
+            }
+            // Added, but the promotion is not yet visible here: check again shortly.
+            Ok(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            Err(status) => {
+                tracing::warn!(node = inner.id, %seed, "join failed, retrying: {}", status.message());
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+impl NodeInner {
+    pub(crate) fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow().state == ServerState::Leader
+    }
+
+    pub(crate) fn leader_addr(&self) -> Option<String> {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        let leader = m.current_leader?;
+        m.membership_config
+            .membership()
+            .get_node(&leader)
+            .map(|n| n.addr.clone())
+    }
+
+    pub(crate) fn members(&self) -> Vec<pb::Member> {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        let membership = m.membership_config.membership();
+        let voters: std::collections::BTreeSet<NodeId> = membership.voter_ids().collect();
+        membership
+            .nodes()
+            .map(|(id, node)| pb::Member {
+                node_id: *id,
+                addr: node.addr.clone(),
+                voter: voters.contains(id),
+            })
+            .collect()
+    }
+
+    /// Whether this node is a voter, a learner, or neither in the membership it knows.
+    fn role_in_membership(&self) -> (bool, bool) {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        let membership = m.membership_config.membership();
+        (
+            membership.voter_ids().any(|v| v == self.id),
+            membership.get_node(&self.id).is_some(),
+        )
+    }
+
+    /// Asks `seed` to make this node a voter. Safe to repeat: a node that is already a
+    /// learner (an earlier attempt got half-way) asks again to be promoted, and a voter is
+    /// done. A node that belongs to a cluster of its own is refused.
+    pub(crate) async fn join(&self, seed: &str) -> Result<Vec<pb::Member>, tonic::Status> {
+        let initialized = self
+            .raft
+            .is_initialized()
+            .await
+            .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+        let (voter, member) = self.role_in_membership();
+        if voter {
+            return Ok(self.members());
+        }
+        if initialized && !member {
+            return Err(tonic::Status::failed_precondition(
+                "this node already belongs to a cluster; wipe its data directory to join another",
+            ));
+        }
+        let mut client = self.network.client(seed)?;
+        let mut request = tonic::Request::new(pb::AddNodeRequest {
+            node_id: self.id,
+            addr: self.addr.clone(),
+        });
+        // Adding waits for the new node to catch up, which can take a snapshot's transfer.
+        request.set_timeout(Duration::from_secs(120));
+        let reply = client.add_node(request).await?;
+        Ok(reply.into_inner().members)
+    }
+
+    /// On the leader: adds `id` as a learner, waits until it has caught up, then makes it a
+    /// voter. openraft refuses a second membership change while one is in progress, which
+    /// keeps changes one at a time.
+    pub(crate) async fn add_node(&self, id: NodeId, addr: String) -> Result<(), tonic::Status> {
+        let internal = |e: &dyn std::fmt::Display| tonic::Status::unavailable(e.to_string());
+        let (voter, learner) = {
+            let metrics = self.raft.metrics();
+            let m = metrics.borrow();
+            let membership = m.membership_config.membership();
+            let voter = membership.voter_ids().any(|v| v == id);
+            (voter, !voter && membership.get_node(&id).is_some())
+        };
+        if voter {
+            return Ok(());
+        }
+        if !learner {
+            self.raft
+                .add_learner(id, BasicNode::new(addr), true)
+                .await
+                .map_err(|e| internal(&e))?;
+        }
+        let change = ChangeMembers::AddVoterIds(std::collections::BTreeSet::from([id]));
+        self.raft
+            .change_membership(change, false)
+            .await
+            .map_err(|e| internal(&e))?;
+        Ok(())
+    }
+
+    /// On the leader: removes `id` from the voters (or the learners).
+    pub(crate) async fn remove_node(&self, id: NodeId) -> Result<(), tonic::Status> {
+        let (is_voter, voters, is_node) = {
+            let metrics = self.raft.metrics();
+            let m = metrics.borrow();
+            let membership = m.membership_config.membership();
+            let voters: Vec<NodeId> = membership.voter_ids().collect();
+            (
+                voters.contains(&id),
+                voters.len(),
+                membership.get_node(&id).is_some(),
+            )
+        };
+        if !is_node {
+            return Err(tonic::Status::not_found(format!(
+                "node {id} is not a member"
+            )));
+        }
+        if is_voter && voters <= 1 {
+            return Err(tonic::Status::failed_precondition(
+                "refusing to remove the last voter",
+            ));
+        }
+        let ids = std::collections::BTreeSet::from([id]);
+        let change = if is_voter {
+            ChangeMembers::RemoveVoters(ids)
+        } else {
+            ChangeMembers::RemoveNodes(ids)
+        };
+        self.raft
+            .change_membership(change, false)
+            .await
+            .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+        Ok(())
+    }
+}

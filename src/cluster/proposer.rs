@@ -1,0 +1,236 @@
+//! Group commit: commands proposed at about the same time share one Raft entry.
+//!
+//! Callers hand single commands to a [`Proposer`]. One task collects them: the first
+//! command opens a batch, which stays open for a short linger (about a millisecond) or
+//! until it is full; it is then written as one entry, and everything that arrives while
+//! that entry is being replicated and fsynced forms the next batch. A follower sends its
+//! batch to the leader whole. Each caller gets its own command's outcome — or learns that
+//! the outcome is unknown, when the leader was lost mid-way and the entry may or may not
+//! commit (DESIGN §3 rule 1: the broker then closes that client's connection rather than
+//! answer wrongly).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{ClientWriteError, RaftError};
+use thiserror::Error;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::command::{BatchOutcome, Command, CommandBatch, Outcome};
+use super::network::ClusterNetwork;
+use super::proto::{self, pb};
+use super::types::{NodeId, TypeConfig};
+
+/// Why a command has no outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ProposeError {
+    /// No leader could be reached: the command was certainly not applied.
+    #[error("no leader is known: the command was not proposed")]
+    NoLeader,
+    /// The command may or may not have been applied.
+    #[error("the outcome is unknown: {0}")]
+    Unknown(String),
+    /// The node is shutting down.
+    #[error("the node is shutting down")]
+    Stopped,
+}
+
+/// Tuning of the group commit.
+#[derive(Debug, Clone, Copy)]
+pub struct ProposerConfig {
+    /// How long the first command of a batch waits for company.
+    pub linger: Duration,
+    /// The most commands in one entry.
+    pub max_batch: usize,
+    /// How long to wait for a leader to be elected before giving up with `NoLeader`.
+    pub leader_wait: Duration,
+    /// Deadline for a batch forwarded to the leader.
+    pub forward_timeout: Duration,
+}
+
+impl Default for ProposerConfig {
+    fn default() -> Self {
+        ProposerConfig {
+            linger: Duration::from_millis(1),
+            max_batch: 1024,
+            leader_wait: Duration::from_secs(3),
+            forward_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+struct Pending {
+    command: Command,
+    reply: oneshot::Sender<Result<Outcome, ProposeError>>,
+}
+
+/// A handle to propose commands; cheap to clone.
+#[derive(Clone)]
+pub struct Proposer {
+    tx: mpsc::Sender<Pending>,
+}
+
+impl Proposer {
+    pub(crate) fn start(
+        raft: openraft::Raft<TypeConfig>,
+        id: NodeId,
+        network: ClusterNetwork,
+        config: ProposerConfig,
+    ) -> Self {
+        // Bounded: a flood of proposals waits here instead of growing memory.
+        let (tx, rx) = mpsc::channel(config.max_batch * 4);
+        let writer = BatchWriter {
+            raft,
+            id,
+            network,
+            config,
+        };
+        tokio::spawn(collect(rx, Arc::new(writer)));
+        Proposer { tx }
+    }
+
+    /// Proposes one command and waits until it is committed and applied on this node's
+    /// leader (its outcome) or known not to be.
+    pub async fn propose(&self, command: Command) -> Result<Outcome, ProposeError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Pending { command, reply })
+            .await
+            .map_err(|_| ProposeError::Stopped)?;
+        rx.await.unwrap_or(Err(ProposeError::Stopped))
+    }
+}
+
+async fn collect(mut rx: mpsc::Receiver<Pending>, writer: Arc<BatchWriter>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        let deadline = Instant::now() + writer.config.linger;
+        while batch.len() < writer.config.max_batch {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(pending)) => batch.push(pending),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        // One batch in flight at a time: what arrives meanwhile queues in the channel and
+        // becomes the next, larger, batch.
+        let (commands, replies): (Vec<_>, Vec<_>) =
+            batch.into_iter().map(|p| (p.command, p.reply)).unzip();
+        let result = writer.write(CommandBatch(commands)).await;
+        match result {
+            Ok(BatchOutcome(outcomes)) if outcomes.len() == replies.len() => {
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+            Ok(BatchOutcome(outcomes)) => {
+                let error = ProposeError::Unknown(format!(
+                    "{} outcomes for {} commands",
+                    outcomes.len(),
+                    replies.len()
+                ));
+                replies
+                    .into_iter()
+                    .for_each(|r| drop(r.send(Err(error.clone()))));
+            }
+            Err(error) => replies
+                .into_iter()
+                .for_each(|r| drop(r.send(Err(error.clone())))),
+        }
+    }
+}
+
+/// Writes one batch: locally when this node leads, otherwise through the leader.
+pub(crate) struct BatchWriter {
+    pub(crate) raft: openraft::Raft<TypeConfig>,
+    pub(crate) id: NodeId,
+    pub(crate) network: ClusterNetwork,
+    pub(crate) config: ProposerConfig,
+}
+
+impl BatchWriter {
+    /// The leader's id and address, waiting up to `leader_wait` for one to be elected.
+    async fn leader(&self) -> Option<(NodeId, String)> {
+        let mut metrics = self.raft.metrics();
+        let deadline = Instant::now() + self.config.leader_wait;
+        loop {
+            {
+                let m = metrics.borrow();
+                if let Some(leader) = m.current_leader {
+                    let addr = m
+                        .membership_config
+                        .membership()
+                        .get_node(&leader)
+                        .map(|n| n.addr.clone());
+                    if let Some(addr) = addr {
+                        return Some((leader, addr));
+                    }
+                }
+            }
+            if tokio::time::timeout_at(deadline, metrics.changed())
+                .await
+                .is_err()
+            {
+                return None;
+            }
+        }
+    }
+
+    pub(crate) async fn write(&self, batch: CommandBatch) -> Result<BatchOutcome, ProposeError> {
+        let Some((leader, addr)) = self.leader().await else {
+            return Err(ProposeError::NoLeader);
+        };
+        if leader == self.id {
+            return self.write_local(batch).await;
+        }
+        self.forward(&addr, &batch).await
+    }
+
+    /// Appends the batch on this node, which believed itself leader.
+    pub(crate) async fn write_local(
+        &self,
+        batch: CommandBatch,
+    ) -> Result<BatchOutcome, ProposeError> {
+        match self.raft.client_write(batch).await {
+            Ok(response) => Ok(response.data),
+            // Leadership moved before or while the entry was appended: it may still commit
+            // under the new leader, so the outcome is not known.
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Err(
+                ProposeError::Unknown("leadership changed during the proposal".into()),
+            ),
+            Err(e) => Err(ProposeError::Unknown(e.to_string())),
+        }
+    }
+
+    async fn forward(
+        &self,
+        addr: &str,
+        batch: &CommandBatch,
+    ) -> Result<BatchOutcome, ProposeError> {
+        let bytes =
+            proto::encode("batch", batch).map_err(|e| ProposeError::Unknown(e.to_string()))?;
+        let mut client = self
+            .network
+            .client(addr)
+            .map_err(|_| ProposeError::NoLeader)?;
+        let mut request = tonic::Request::new(pb::ProposeRequest {
+            batch: bytes.into(),
+            forwarded: true,
+        });
+        request.set_timeout(self.config.forward_timeout);
+        let reply = client.propose(request).await.map_err(|status| {
+            ProposeError::Unknown(format!(
+                "forwarding to the leader at {addr} failed: {}",
+                status.message()
+            ))
+        })?;
+        match reply.into_inner().result {
+            Some(pb::propose_response::Result::Outcome(bytes)) => {
+                proto::decode("outcome", &bytes).map_err(|e| ProposeError::Unknown(e.to_string()))
+            }
+            // The node we took for the leader had not proposed it: certainly not applied.
+            Some(pb::propose_response::Result::NotLeader(_)) => Err(ProposeError::NoLeader),
+            None => Err(ProposeError::Unknown("empty reply from the leader".into())),
+        }
+    }
+}

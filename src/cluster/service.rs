@@ -1,0 +1,236 @@
+//! The server side of the cluster service: hands Raft's RPCs to openraft, runs proposals
+//! forwarded by followers, and answers the cluster commands. Every message is converted
+//! with `TryFrom` first; a peer sending garbage gets `invalid_argument`.
+
+use std::sync::Arc;
+
+use openraft::error::{InstallSnapshotError, RaftError};
+use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use tonic::{Request, Response, Status};
+
+use super::command::CommandBatch;
+use super::node::NodeInner;
+use super::proposer::ProposeError;
+use super::proto::{self, pb};
+use super::types::TypeConfig;
+
+/// Marks a request that one node forwarded to another on behalf of a caller: it is not
+/// forwarded again, so a stale idea of who leads costs one hop, never a loop.
+const FORWARDED: &str = "x-raftmq-forwarded";
+
+pub(crate) struct ClusterService {
+    node: Arc<NodeInner>,
+}
+
+impl ClusterService {
+    pub(crate) fn new(node: Arc<NodeInner>) -> Self {
+        ClusterService { node }
+    }
+
+    /// The leader's client, for a request this node cannot serve itself.
+    fn leader_client<T>(
+        &self,
+        request: &Request<T>,
+    ) -> Result<pb::cluster_client::ClusterClient<tonic::transport::Channel>, Status> {
+        if request.metadata().contains_key(FORWARDED) {
+            return Err(Status::unavailable(
+                "not the leader (request already forwarded once)",
+            ));
+        }
+        let addr = self
+            .node
+            .leader_addr()
+            .ok_or_else(|| Status::unavailable("no leader is known"))?;
+        self.node.network.client(&addr)
+    }
+}
+
+fn forwarded<T>(message: T) -> Request<T> {
+    let mut request = Request::new(message);
+    request
+        .metadata_mut()
+        .insert(FORWARDED, tonic::metadata::MetadataValue::from_static("1"));
+    request
+}
+
+fn fatal<E: std::fmt::Display>(e: E) -> Status {
+    Status::unavailable(format!("raft: {e}"))
+}
+
+#[tonic::async_trait]
+impl pb::cluster_server::Cluster for ClusterService {
+    async fn append_entries(
+        &self,
+        request: Request<pb::AppendEntriesRequest>,
+    ) -> Result<Response<pb::AppendEntriesResponse>, Status> {
+        let rpc = AppendEntriesRequest::<TypeConfig>::try_from(request.into_inner())?;
+        let reply = self.node.raft.append_entries(rpc).await.map_err(fatal)?;
+        Ok(Response::new(reply.into()))
+    }
+
+    async fn vote(
+        &self,
+        request: Request<pb::VoteRequest>,
+    ) -> Result<Response<pb::VoteResponse>, Status> {
+        let rpc = VoteRequest::try_from(request.into_inner())?;
+        let reply = self.node.raft.vote(rpc).await.map_err(fatal)?;
+        Ok(Response::new(reply.into()))
+    }
+
+    async fn install_snapshot(
+        &self,
+        request: Request<pb::InstallSnapshotRequest>,
+    ) -> Result<Response<pb::InstallSnapshotResponse>, Status> {
+        let rpc = InstallSnapshotRequest::<TypeConfig>::try_from(request.into_inner())?;
+        match self.node.raft.install_snapshot(rpc).await {
+            Ok(reply) => Ok(Response::new(reply.into())),
+            Err(RaftError::APIError(e @ InstallSnapshotError::SnapshotMismatch(_))) => {
+                let details = proto::encode("snapshot error", &e)?;
+                Err(Status::with_details(
+                    tonic::Code::FailedPrecondition,
+                    e.to_string(),
+                    details.into(),
+                ))
+            }
+            Err(e) => Err(fatal(e)),
+        }
+    }
+
+    async fn propose(
+        &self,
+        request: Request<pb::ProposeRequest>,
+    ) -> Result<Response<pb::ProposeResponse>, Status> {
+        let message = request.into_inner();
+        let batch: CommandBatch = proto::decode("batch", &message.batch)?;
+        let outcome = if message.forwarded {
+            // A follower's whole batch: one entry here, or refused untouched.
+            if !self.node.is_leader() {
+                let not_leader = pb::Leader {
+                    node_id: self.node.raft.metrics().borrow().current_leader,
+                    addr: self.node.leader_addr(),
+                };
+                return Ok(Response::new(pb::ProposeResponse {
+                    result: Some(pb::propose_response::Result::NotLeader(not_leader)),
+                }));
+            }
+            self.node.writer.write_local(batch).await
+        } else {
+            // A client of the service (the bench, tooling): through this node's group commit.
+            let mut outcomes = Vec::with_capacity(batch.0.len());
+            let proposals: Vec<_> = batch
+                .0
+                .into_iter()
+                .map(|c| self.node.proposer.propose(c))
+                .collect();
+            let mut error = None;
+            for result in futures_join_all(proposals).await {
+                match result {
+                    Ok(outcome) => outcomes.push(outcome),
+                    Err(e) => error = Some(e),
+                }
+            }
+            match error {
+                None => Ok(super::command::BatchOutcome(outcomes)),
+                Some(e) => Err(e),
+            }
+        };
+        match outcome {
+            Ok(outcome) => Ok(Response::new(pb::ProposeResponse {
+                result: Some(pb::propose_response::Result::Outcome(
+                    proto::encode("outcome", &outcome)?.into(),
+                )),
+            })),
+            Err(ProposeError::NoLeader) => Err(Status::unavailable("no leader: not proposed")),
+            Err(e) => Err(Status::aborted(e.to_string())),
+        }
+    }
+
+    async fn forward_qos0(
+        &self,
+        request: Request<pb::Qos0Batch>,
+    ) -> Result<Response<pb::Qos0Reply>, Status> {
+        let accepted = self
+            .node
+            .qos0
+            .send(request.into_inner().messages)
+            .map_or(0, |receivers| receivers as u32);
+        Ok(Response::new(pb::Qos0Reply { accepted }))
+    }
+
+    async fn status(
+        &self,
+        _request: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
+        let digest = self
+            .node
+            .reader
+            .digest()
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let metrics = self.node.raft.metrics().borrow().clone();
+        Ok(Response::new(pb::StatusResponse {
+            node_id: self.node.id,
+            addr: self.node.addr.clone(),
+            role: format!("{:?}", metrics.state),
+            term: metrics.current_term,
+            leader: metrics.current_leader,
+            last_log_index: metrics.last_log_index,
+            committed: None,
+            applied: metrics.last_applied.map(|id| id.index),
+            snapshot_index: metrics.snapshot.map(|id| id.index),
+            members: self.node.members(),
+            state_digest: digest,
+        }))
+    }
+
+    async fn add_node(
+        &self,
+        request: Request<pb::AddNodeRequest>,
+    ) -> Result<Response<pb::MembershipReply>, Status> {
+        if !self.node.is_leader() {
+            let mut leader = self.leader_client(&request)?;
+            return leader.add_node(forwarded(request.into_inner())).await;
+        }
+        let message = request.into_inner();
+        if message.node_id == 0 || message.addr.is_empty() {
+            return Err(Status::invalid_argument(
+                "a node needs a non-zero id and an address",
+            ));
+        }
+        self.node.add_node(message.node_id, message.addr).await?;
+        Ok(Response::new(pb::MembershipReply {
+            members: self.node.members(),
+        }))
+    }
+
+    async fn remove_node(
+        &self,
+        request: Request<pb::RemoveNodeRequest>,
+    ) -> Result<Response<pb::MembershipReply>, Status> {
+        if !self.node.is_leader() {
+            let mut leader = self.leader_client(&request)?;
+            return leader.remove_node(forwarded(request.into_inner())).await;
+        }
+        self.node.remove_node(request.into_inner().node_id).await?;
+        Ok(Response::new(pb::MembershipReply {
+            members: self.node.members(),
+        }))
+    }
+
+    async fn join(
+        &self,
+        request: Request<pb::JoinRequest>,
+    ) -> Result<Response<pb::MembershipReply>, Status> {
+        let members = self.node.join(&request.into_inner().seed).await?;
+        Ok(Response::new(pb::MembershipReply { members }))
+    }
+}
+
+/// Awaits every future, in order (a handful per request: no need for a crate).
+async fn futures_join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let handles: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for handle in handles {
+        out.push(handle.await);
+    }
+    out
+}

@@ -1,0 +1,239 @@
+//! The command line and environment: what a node runs with, validated before anything
+//! starts, and the `cluster` and `bench` subcommands. (The TOML file and the MQTT
+//! listeners arrive with the broker.)
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use thiserror::Error;
+
+use crate::cluster::node::NodeConfig;
+use crate::cluster::proposer::ProposerConfig;
+
+/// raftmq — an MQTT 3.1.1 / 5.0 broker cluster whose sessions survive the loss of any node.
+///
+/// Without a subcommand, runs a node. A fresh node with no `--join` makes itself a
+/// one-voter cluster; others join it with `--join` or `raftmq cluster join`.
+#[derive(Parser, Debug)]
+#[command(version, about, long_about, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Inspect and change the cluster through a running node.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+    /// Load generators that print figures.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClusterCommand {
+    /// Role, term, leader, indexes, members and state digest of a node.
+    Status {
+        #[command(flatten)]
+        target: NodeTarget,
+        /// Print JSON for scripts instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make the node at --node (fresh, started with --bootstrap=false) join the cluster
+    /// that SEED (host:port of any member) belongs to.
+    Join {
+        seed: String,
+        #[command(flatten)]
+        target: NodeTarget,
+    },
+    /// Remove the node at --node from the cluster.
+    Leave {
+        #[command(flatten)]
+        target: NodeTarget,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct NodeTarget {
+    /// Cluster address (host:port) of the node to talk to.
+    #[arg(long, default_value = "127.0.0.1:5370", env = "RAFTMQ_NODE")]
+    pub node: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Committed commands per second and commit latency of the Raft log, on a 3-node
+    /// loopback cluster that the bench starts itself (fsync on).
+    Raft(crate::bench::raft::RaftBenchArgs),
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// How to run a node.
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Directory of the node's store (Raft log, state, snapshots, node id).
+    #[arg(long, default_value = "./data", env = "RAFTMQ_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Address of the cluster gRPC server (node-to-node; never expose it to the internet).
+    #[arg(long, default_value = "127.0.0.1:5370", env = "RAFTMQ_CLUSTER_LISTEN")]
+    pub cluster_listen: SocketAddr,
+    /// host:port other nodes use to reach this one [default: --cluster-listen].
+    #[arg(long, env = "RAFTMQ_CLUSTER_ADVERTISE")]
+    pub cluster_advertise: Option<String>,
+    /// Join the cluster of this member (host:port) at start.
+    #[arg(long, env = "RAFTMQ_JOIN")]
+    pub join: Option<String>,
+    /// A fresh node with no --join makes itself a one-voter cluster; --bootstrap=false
+    /// waits for `raftmq cluster join` instead.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, env = "RAFTMQ_BOOTSTRAP")]
+    pub bootstrap: bool,
+    /// Raft heartbeat interval, ms (must be under half the minimum election timeout).
+    #[arg(long, default_value_t = 150, env = "RAFTMQ_RAFT_HEARTBEAT_MS")]
+    pub raft_heartbeat_ms: u64,
+    /// Raft election timeout, lower bound, ms.
+    #[arg(long, default_value_t = 1000, env = "RAFTMQ_RAFT_ELECTION_MIN_MS")]
+    pub raft_election_min_ms: u64,
+    /// Raft election timeout, upper bound, ms.
+    #[arg(long, default_value_t = 1500, env = "RAFTMQ_RAFT_ELECTION_MAX_MS")]
+    pub raft_election_max_ms: u64,
+    /// Build a snapshot and purge the log every this many entries.
+    #[arg(long, default_value_t = 10_000, env = "RAFTMQ_SNAPSHOT_THRESHOLD")]
+    pub snapshot_threshold: u64,
+    /// How long a proposal waits for others to share its log entry, µs.
+    #[arg(long, default_value_t = 1000, env = "RAFTMQ_PROPOSAL_LINGER_US")]
+    pub proposal_linger_us: u64,
+    /// The most commands in one log entry.
+    #[arg(long, default_value_t = 1024, env = "RAFTMQ_PROPOSAL_MAX_BATCH")]
+    pub proposal_max_batch: usize,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "RAFTMQ_LOG_FORMAT")]
+    pub log_format: LogFormat,
+}
+
+/// A setting that cannot work, said plainly.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error(
+        "--raft-heartbeat-ms ({heartbeat}) must be below half of --raft-election-min-ms ({election_min})"
+    )]
+    Heartbeat { heartbeat: u64, election_min: u64 },
+    #[error("--raft-election-min-ms ({min}) must be below --raft-election-max-ms ({max})")]
+    Election { min: u64, max: u64 },
+    #[error("--snapshot-threshold must be at least 1")]
+    SnapshotThreshold,
+    #[error("--proposal-max-batch must be between 1 and 65536")]
+    MaxBatch,
+    #[error(
+        "--cluster-listen {0} is a wildcard address: set --cluster-advertise to the address peers should use"
+    )]
+    Advertise(SocketAddr),
+}
+
+impl RunArgs {
+    /// Checks the settings and turns them into a node configuration.
+    pub fn node_config(&self) -> Result<NodeConfig, ConfigError> {
+        let (heartbeat, election_min, election_max) = (
+            self.raft_heartbeat_ms,
+            self.raft_election_min_ms,
+            self.raft_election_max_ms,
+        );
+        if heartbeat == 0 || heartbeat * 2 >= election_min {
+            return Err(ConfigError::Heartbeat {
+                heartbeat,
+                election_min,
+            });
+        }
+        if election_min >= election_max {
+            return Err(ConfigError::Election {
+                min: election_min,
+                max: election_max,
+            });
+        }
+        if self.snapshot_threshold == 0 {
+            return Err(ConfigError::SnapshotThreshold);
+        }
+        if self.proposal_max_batch == 0 || self.proposal_max_batch > 65_536 {
+            return Err(ConfigError::MaxBatch);
+        }
+        let advertise = match &self.cluster_advertise {
+            Some(addr) => addr.clone(),
+            None if self.cluster_listen.ip().is_unspecified() => {
+                return Err(ConfigError::Advertise(self.cluster_listen));
+            }
+            None => self.cluster_listen.to_string(),
+        };
+        Ok(NodeConfig {
+            data_dir: self.data_dir.clone(),
+            listen: self.cluster_listen,
+            advertise,
+            bootstrap: self.bootstrap,
+            join: self.join.clone(),
+            heartbeat: Duration::from_millis(heartbeat),
+            election_min: Duration::from_millis(election_min),
+            election_max: Duration::from_millis(election_max),
+            snapshot_threshold: self.snapshot_threshold,
+            proposer: ProposerConfig {
+                linger: Duration::from_micros(self.proposal_linger_us),
+                max_batch: self.proposal_max_batch,
+                ..ProposerConfig::default()
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> RunArgs {
+        let mut all = vec!["raftmq"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all).unwrap().run
+    }
+
+    #[test]
+    fn defaults_make_a_valid_single_node() {
+        let config = parse(&[]).node_config().unwrap();
+        assert_eq!(config.advertise, "127.0.0.1:5370");
+        assert!(config.bootstrap);
+        assert_eq!(config.data_dir, PathBuf::from("./data"));
+    }
+
+    #[test]
+    fn bad_settings_are_refused_with_a_reason() {
+        assert_eq!(
+            parse(&["--raft-heartbeat-ms", "600"])
+                .node_config()
+                .unwrap_err(),
+            ConfigError::Heartbeat {
+                heartbeat: 600,
+                election_min: 1000
+            }
+        );
+        assert_eq!(
+            parse(&["--raft-election-max-ms", "900"])
+                .node_config()
+                .unwrap_err(),
+            ConfigError::Election {
+                min: 1000,
+                max: 900
+            }
+        );
+        assert!(matches!(
+            parse(&["--cluster-listen", "0.0.0.0:5370"]).node_config(),
+            Err(ConfigError::Advertise(_))
+        ));
+        assert!(Cli::try_parse_from(["raftmq", "--cluster-listen", "nonsense"]).is_err());
+    }
+}

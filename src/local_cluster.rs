@@ -1,0 +1,268 @@
+//! A cluster of real `raftmq` node processes on loopback, each with its own data
+//! directory: what the Raft bench runs against and what the cluster tests kill, restart,
+//! wipe and re-add. Children are killed when the cluster is dropped, so nothing outlives
+//! the bench or test that started it.
+
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use crate::cluster::admin;
+use crate::cluster::proto::pb;
+
+/// One node process and where it lives.
+pub struct LocalNode {
+    pub cluster_addr: String,
+    pub data_dir: PathBuf,
+    pub log_path: PathBuf,
+    child: Option<Child>,
+    args: Vec<String>,
+}
+
+/// A set of node processes started from one binary.
+pub struct LocalCluster {
+    binary: PathBuf,
+    root: tempfile::TempDir,
+    extra: Vec<String>,
+    pub nodes: Vec<LocalNode>,
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl LocalCluster {
+    /// Starts `size` nodes: the first bootstraps, the others join it at start. Returns once
+    /// every node is a voter. `extra` is passed to every node (Raft timeouts, snapshot
+    /// threshold, ...).
+    pub async fn start(binary: &Path, size: usize, extra: &[String]) -> anyhow::Result<Self> {
+        let root = tempfile::Builder::new()
+            .prefix("raftmq-cluster-")
+            .tempdir()?;
+        let mut cluster = LocalCluster {
+            binary: binary.to_path_buf(),
+            root,
+            extra: extra.to_vec(),
+            nodes: Vec::new(),
+        };
+        for i in 0..size {
+            let join = if i == 0 {
+                None
+            } else {
+                Some(cluster.nodes[0].cluster_addr.clone())
+            };
+            cluster.add_node(join.as_deref(), true)?;
+        }
+        cluster
+            .wait_for_voters(size, Duration::from_secs(60))
+            .await?;
+        Ok(cluster)
+    }
+
+    /// Starts one more node process. With `join`, it joins that member at start; without,
+    /// it bootstraps when `bootstrap` is set and otherwise waits for `raftmq cluster join`.
+    pub fn add_node(&mut self, join: Option<&str>, bootstrap: bool) -> anyhow::Result<usize> {
+        let index = self.nodes.len();
+        let port = free_port()?;
+        let cluster_addr = format!("127.0.0.1:{port}");
+        let data_dir = self.root.path().join(format!("node{index}"));
+        let log_path = self.root.path().join(format!("node{index}.log"));
+        let mut args = vec![
+            "--data-dir".to_string(),
+            data_dir.display().to_string(),
+            "--cluster-listen".to_string(),
+            cluster_addr.clone(),
+            format!("--bootstrap={bootstrap}"),
+        ];
+        if let Some(seed) = join {
+            args.extend(["--join".to_string(), seed.to_string()]);
+        }
+        args.extend(self.extra.iter().cloned());
+        self.nodes.push(LocalNode {
+            cluster_addr,
+            data_dir,
+            log_path,
+            child: None,
+            args,
+        });
+        self.spawn(index)?;
+        Ok(index)
+    }
+
+    fn spawn(&mut self, index: usize) -> anyhow::Result<()> {
+        let node = &mut self.nodes[index];
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&node.log_path)?;
+        let child = Command::new(&self.binary)
+            .args(&node.args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", self.binary.display()))?;
+        node.child = Some(child);
+        Ok(())
+    }
+
+    /// SIGKILL: the process dies without a chance to flush anything.
+    pub fn kill(&mut self, index: usize) -> anyhow::Result<()> {
+        if let Some(mut child) = self.nodes[index].child.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// SIGTERM, then waits (up to 30 s) for a clean exit; SIGKILL after that.
+    pub fn stop(&mut self, index: usize) -> anyhow::Result<()> {
+        let Some(mut child) = self.nodes[index].child.take() else {
+            return Ok(());
+        };
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if child.try_wait()?.is_some() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.kill()?;
+        child.wait()?;
+        bail!("node {index} did not stop within 30 s after SIGTERM")
+    }
+
+    /// Starts a stopped node again, on the same data directory and address.
+    pub fn restart(&mut self, index: usize) -> anyhow::Result<()> {
+        self.kill(index)?;
+        self.spawn(index)
+    }
+
+    /// Kills the node and deletes its data directory (it will come back as a new node).
+    pub fn wipe(&mut self, index: usize) -> anyhow::Result<()> {
+        self.kill(index)?;
+        match std::fs::remove_dir_all(&self.nodes[index].data_dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Replaces the node's start arguments (for example to rejoin after a wipe).
+    pub fn set_join(&mut self, index: usize, join: Option<&str>, bootstrap: bool) {
+        let node = &mut self.nodes[index];
+        node.args.retain(|a| !a.starts_with("--bootstrap"));
+        if let Some(at) = node.args.iter().position(|a| a == "--join") {
+            node.args.drain(at..at + 2);
+        }
+        node.args.push(format!("--bootstrap={bootstrap}"));
+        if let Some(seed) = join {
+            node.args.extend(["--join".to_string(), seed.to_string()]);
+        }
+    }
+
+    pub fn is_running(&self, index: usize) -> bool {
+        self.nodes[index].child.is_some()
+    }
+
+    pub async fn status(&self, index: usize) -> anyhow::Result<pb::StatusResponse> {
+        Ok(admin::status(&self.nodes[index].cluster_addr).await?)
+    }
+
+    /// The index of the node that a running node names as leader and that agrees itself.
+    pub async fn leader(&self) -> Option<usize> {
+        for (i, node) in self.nodes.iter().enumerate() {
+            if node.child.is_none() {
+                continue;
+            }
+            if let Ok(status) = self.status(i).await
+                && status.role == "Leader"
+            {
+                return Some(i);
+            }
+        }
+        None
+    }
+
+    /// Waits until some running node reports `voters` voters and a leader.
+    pub async fn wait_for_voters(&self, voters: usize, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(leader) = self.leader().await
+                && let Ok(status) = self.status(leader).await
+                && status.members.iter().filter(|m| m.voter).count() == voters
+            {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "no leader with {voters} voters after {timeout:?}; logs in {}",
+                    self.root.path().display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until every running node has applied the same state (equal digests and
+    /// applied indexes), and returns that digest.
+    pub async fn wait_converged(&self, timeout: Duration) -> anyhow::Result<u32> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut seen = Vec::new();
+            for (i, node) in self.nodes.iter().enumerate() {
+                if node.child.is_some()
+                    && let Ok(status) = self.status(i).await
+                {
+                    seen.push((status.applied, status.state_digest));
+                }
+            }
+            let running = self.nodes.iter().filter(|n| n.child.is_some()).count();
+            if seen.len() == running && !seen.is_empty() && seen.windows(2).all(|w| w[0] == w[1]) {
+                return Ok(seen[0].1);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "nodes did not converge after {timeout:?}: {seen:?}; logs in {}",
+                    self.root.path().display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Where the node logs are.
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            if let Some(mut child) = node.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        // A failing test keeps the nodes' logs and data for the post-mortem.
+        if std::thread::panicking() {
+            let root = std::mem::replace(
+                &mut self.root,
+                match tempfile::tempdir() {
+                    Ok(dir) => dir,
+                    Err(_) => return,
+                },
+            );
+            eprintln!("node logs and data kept in {}", root.keep().display());
+        }
+    }
+}
