@@ -12,9 +12,12 @@ use std::process::Command as Process;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use raftmq::cluster::command::CommandBatch;
+use raftmq::cluster::clock;
+use raftmq::cluster::command::{BatchOutcome, Command, CommandBatch, Connect, Disconnect, Outcome};
 use raftmq::cluster::network::ClusterNetwork;
 use raftmq::cluster::proto::{self, pb};
+use raftmq::cluster::state::{BrokerReader, BrokerState, SessionRecord};
+use raftmq::cluster::types::TypeConfig;
 use raftmq::local_cluster::LocalCluster;
 
 mod markers {
@@ -63,6 +66,50 @@ mod markers {
             .filter(|n| found.contains(n))
             .collect()
     }
+}
+
+/// Proposes one command through the node at `addr` and returns its outcome.
+async fn outcome_of(addr: &str, command: Command) -> Outcome {
+    let batch = proto::encode("batch", &CommandBatch(vec![command])).unwrap();
+    let mut client = ClusterNetwork::default().client(addr).unwrap();
+    let request = pb::ProposeRequest {
+        batch: batch.into(),
+        forwarded: false,
+    };
+    let reply = client.propose(request).await.unwrap();
+    let Some(pb::propose_response::Result::Outcome(bytes)) = reply.into_inner().result else {
+        panic!("no outcome from {addr}");
+    };
+    let BatchOutcome(mut outcomes) = proto::decode("outcome", &bytes).unwrap();
+    outcomes.remove(0)
+}
+
+/// Opens a persistent session for `client_id`, owned by `node`, and returns its epoch.
+async fn connect(addr: &str, client_id: &str, node: u64, session_expiry: u32) -> u64 {
+    let command = Command::Connect(Connect {
+        client_id: client_id.into(),
+        node,
+        protocol: 5,
+        clean_start: true,
+        session_expiry,
+        receive_maximum: 10,
+        max_queue: 100,
+        will: None,
+        now: clock::now(),
+    });
+    match outcome_of(addr, command).await {
+        Outcome::Connected { epoch, .. } => epoch,
+        other => panic!("connect {client_id}: {other:?}"),
+    }
+}
+
+/// The session record of `client_id` in the store at `data_dir` (node stopped).
+fn stored_session(data_dir: &std::path::Path, client_id: &str) -> Option<SessionRecord> {
+    let storage = raftmq_storage::Storage::open(data_dir).unwrap();
+    let sm = storage
+        .state_machine::<TypeConfig, _>(BrokerState::default())
+        .unwrap();
+    BrokerReader::new(sm.reader()).session(client_id).unwrap()
 }
 
 fn binary() -> PathBuf {
@@ -353,6 +400,13 @@ async fn a_removed_wiped_and_re_added_node_comes_back_under_a_new_id() {
     let mut cluster = cluster(3, &[]).await;
     let mut acked = propose_all(&cluster, 1..21).await;
     let old_id = cluster.status(2).await.unwrap().node_id;
+    let held = connect(
+        &cluster.nodes[0].cluster_addr,
+        "held-by-leaver",
+        old_id,
+        u32::MAX,
+    )
+    .await;
     cli(&[
         "cluster",
         "leave",
@@ -379,6 +433,40 @@ async fn a_removed_wiped_and_re_added_node_comes_back_under_a_new_id() {
     );
     cluster.wait_converged(CONVERGE).await.unwrap();
     assert_all_present(&mut cluster, &acked);
+    // NodeDown was proposed for the removed node: its session went offline, and stayed.
+    let session = stored_session(&cluster.nodes[0].data_dir, "held-by-leaver").expect("kept");
+    assert_eq!((session.owner, session.epoch), (None, held));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leaders_ticks_expire_an_offline_session() {
+    let mut cluster = cluster(1, &[]).await;
+    let addr = cluster.nodes[0].cluster_addr.clone();
+    let node = cluster.status(0).await.unwrap().node_id;
+    for (client, expiry) in [("expiring", 1), ("staying", u32::MAX)] {
+        let epoch = connect(&addr, client, node, expiry).await;
+        let disconnect = Command::Disconnect(Disconnect {
+            client_id: client.into(),
+            epoch,
+            publish_will: false,
+            session_expiry: None,
+            now: clock::now(),
+        });
+        let outcome = outcome_of(&addr, disconnect).await;
+        assert!(
+            matches!(outcome, Outcome::Disconnected { .. }),
+            "{outcome:?}"
+        );
+    }
+    // Nothing but the leader's periodic Tick can end the session.
+    tokio::time::sleep(clock::TICK_INTERVAL * 4).await;
+    cluster.stop(0).unwrap();
+    let data_dir = &cluster.nodes[0].data_dir;
+    assert!(
+        stored_session(data_dir, "expiring").is_none(),
+        "the session did not expire"
+    );
+    assert!(stored_session(data_dir, "staying").is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -42,9 +42,7 @@ pub struct RaftBenchArgs {
 /// whole path: forwarding, batching, replication, fsync, and an apply that stores a
 /// message and replaces a retained one.
 fn command(proposer: usize, seq: u64) -> Command {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
+    let now = crate::cluster::clock::now();
     let mut payload = [0u8; 64];
     payload[..8].copy_from_slice(&seq.to_be_bytes());
     Command::Publish(Publish {

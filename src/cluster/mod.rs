@@ -10,12 +10,14 @@
 //!   (sessions, queues, messages, retained messages, expiry indexes), with the in-memory
 //!   subscription index derived from them, and read helpers for the rest of the broker.
 //! - [`proposer`]: group commit, and forwarding from followers to the leader.
+//! - [`clock`]: the leader's periodic `Tick`, and `NodeDown` for removed nodes.
 //! - [`proto`], [`network`] and `service`: the schema and the two sides of the cluster
 //!   gRPC service.
 //! - [`node`]: starting a node, bootstrapping or joining, membership changes.
 //! - [`admin`]: the client side of `raftmq cluster ...`.
 
 pub mod admin;
+pub mod clock;
 pub mod command;
 pub mod network;
 pub mod node;

@@ -157,6 +157,10 @@ impl Node {
             }
         });
 
+        tokio::spawn(super::clock::run_ticker(
+            raft.clone(),
+            inner.proposer.clone(),
+        ));
         let initialized = raft
             .is_initialized()
             .await
@@ -372,6 +376,8 @@ impl NodeInner {
             .change_membership(change, false)
             .await
             .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+        // Its clients must reconnect elsewhere: take its sessions offline (wills, expiry).
+        super::clock::node_down(&self.proposer, id).await;
         Ok(())
     }
 }
