@@ -515,3 +515,47 @@ proptest! {
         })?;
     }
 }
+
+/// Found by `two_stores_reach_the_same_state_and_outcomes` (shrunk): a transient session
+/// resumed by a Connect that gives it an expiry becomes persistent, with a window of one
+/// and a queue of one; two publishes in one batch then reach it.
+#[test]
+fn a_transient_session_made_persistent_queues_what_it_is_sent() {
+    let sub = |filter: usize| Op::Subscribe {
+        client: 2,
+        stale: false,
+        filters: vec![(filter, 1, false, false, 0)],
+        id: None,
+    };
+    let publish = |topic: usize| Op::Publish {
+        from: None,
+        packet_id: 1,
+        topic,
+        qos: 1,
+        retain: false,
+        expiry: None,
+        empty: false,
+    };
+    let connect = Op::Connect {
+        client: 2,
+        node: 1,
+        expiry: 5,
+        clean_start: false,
+        receive_maximum: 1,
+        max_queue: 1,
+        will: None,
+    };
+    let history = vec![
+        vec![sub(4)],
+        vec![sub(1)],
+        vec![connect],
+        vec![publish(0), publish(1)],
+    ];
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut node = Node::open(dir.path()).await;
+        let mut driver = Driver::new();
+        run(&mut node, &mut driver, &history).await;
+        check_consistency(&node).unwrap();
+    });
+}

@@ -43,6 +43,13 @@ impl Apply<'_, '_> {
         session: &SessionRecord,
         mut entry: QueueEntry,
     ) -> Result<Option<OutboundEntry>, StoreError> {
+        // The entry holds its message before anything is dropped to make room: the
+        // oldest waiting entry may be another copy of the same message (a session reached
+        // through a shared and an ordinary subscription), whose release must not delete
+        // the message while it is still being routed.
+        if let Some(message_id) = entry.message_id {
+            self.add_ref(message_id)?;
+        }
         let mut queue = self.load_queue(client_id)?;
         entry.seq = queue.next_seq;
         queue.next_seq += 1;
@@ -67,6 +74,10 @@ impl Apply<'_, '_> {
             if queue.queued >= session.max_queue {
                 queue.dropped += 1;
                 self.save_queue(client_id, &queue)?;
+                if let Some(message_id) = entry.message_id {
+                    // Not deleted here even at zero: the publish settles its message.
+                    self.unref(message_id)?;
+                }
                 return Ok(None);
             }
             entry.stage = EntryStage::Queued;
@@ -75,9 +86,6 @@ impl Apply<'_, '_> {
             queue.queued += 1;
             None
         };
-        if let Some(message_id) = entry.message_id {
-            self.add_ref(message_id)?;
-        }
         self.save_queue(client_id, &queue)?;
         Ok(outbound)
     }

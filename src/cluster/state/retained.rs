@@ -95,6 +95,14 @@ impl Apply<'_, '_> {
         self.put(MESSAGE_REFS, &id.to_be_bytes(), &refs)
     }
 
+    /// Lets go of one reference without deleting the message at zero: for a reference
+    /// taken and given back within one routing, which `settle` then cleans up.
+    pub(super) fn unref(&mut self, id: u64) -> Result<(), StoreError> {
+        let mut refs = self.refs(id)?;
+        refs.count = refs.count.saturating_sub(1);
+        self.put(MESSAGE_REFS, &id.to_be_bytes(), &refs)
+    }
+
     /// Lets go of one reference; the last one deletes the message.
     pub(super) fn drop_ref(&mut self, id: u64) -> Result<(), StoreError> {
         let mut refs = self.refs(id)?;
