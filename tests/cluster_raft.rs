@@ -31,18 +31,12 @@ mod markers {
         Command::Publish(Publish {
             from: None,
             packet_id: None,
-            message: Message {
-                topic: format!("marker/{n}"),
-                payload: bytes::Bytes::copy_from_slice(&n.to_be_bytes()),
-                qos: 1,
-                retain: true,
-                expiry_interval: None,
-                payload_format_utf8: None,
-                content_type: None,
-                response_topic: None,
-                correlation_data: None,
-                user_properties: Vec::new(),
-            },
+            message: Message::new(
+                format!("marker/{n}"),
+                bytes::Bytes::copy_from_slice(&n.to_be_bytes()),
+                1,
+                true,
+            ),
             now: 0,
         })
     }

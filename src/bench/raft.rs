@@ -48,18 +48,12 @@ fn command(proposer: usize, seq: u64) -> Command {
     Command::Publish(Publish {
         from: None,
         packet_id: None,
-        message: Message {
-            topic: format!("bench/{proposer}"),
-            payload: bytes::Bytes::copy_from_slice(&payload),
-            qos: 1,
-            retain: true,
-            expiry_interval: None,
-            payload_format_utf8: None,
-            content_type: None,
-            response_topic: None,
-            correlation_data: None,
-            user_properties: Vec::new(),
-        },
+        message: Message::new(
+            format!("bench/{proposer}"),
+            bytes::Bytes::copy_from_slice(&payload),
+            1,
+            true,
+        ),
         now,
     })
 }

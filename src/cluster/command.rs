@@ -164,6 +164,24 @@ pub struct Message {
     pub user_properties: Vec<(String, String)>,
 }
 
+impl Message {
+    /// A message without v5 properties.
+    pub fn new(topic: impl Into<String>, payload: Bytes, qos: u8, retain: bool) -> Self {
+        Message {
+            topic: topic.into(),
+            payload,
+            qos,
+            retain,
+            expiry_interval: None,
+            payload_format_utf8: None,
+            content_type: None,
+            response_topic: None,
+            correlation_data: None,
+            user_properties: Vec::new(),
+        }
+    }
+}
+
 /// The will of a connection: published when the connection ends abnormally, after
 /// `delay` seconds (v5 will delay interval; 0 for 3.1.1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -17,6 +17,10 @@ pub enum StoreError {
     Decode(#[from] bincode::error::DecodeError),
     #[error("snapshot is corrupt: {0}")]
     CorruptSnapshot(String),
+    /// A stored record that decodes but contradicts the rest of the state (the
+    /// application's own consistency checks).
+    #[error("stored state is inconsistent: {0}")]
+    Corrupt(String),
 }
 
 impl StoreError {

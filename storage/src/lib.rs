@@ -32,7 +32,7 @@
 //! atomic only within one tree, and its multi-tree transactions cannot scan ranges, which
 //! the broker needs (a session's queue). Tables are key prefixes instead ([`Table`]).
 
-mod encoding;
+pub mod encoding;
 mod error;
 mod log_store;
 mod snapshot;

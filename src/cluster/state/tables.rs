@@ -27,7 +27,6 @@
 //! | `SHARE_CURSORS` | group length ++ group ++ filter | client id chosen last |
 
 use raftmq_storage::{StoreError, Table};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -227,25 +226,13 @@ pub enum CorruptState {
 
 impl From<CorruptState> for StoreError {
     fn from(corrupt: CorruptState) -> Self {
-        StoreError::Decode(bincode::error::DecodeError::OtherString(
-            corrupt.to_string(),
-        ))
+        StoreError::Corrupt(corrupt.to_string())
     }
 }
 
-/// Encodes a record: bincode 2, standard configuration, as the storage crate does.
-pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
-    Ok(bincode::serde::encode_to_vec(
-        value,
-        bincode::config::standard(),
-    )?)
-}
-
-/// Decodes a record; a record that does not decode is a `StoreError`, never a panic.
-pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
-    let (value, _) = bincode::serde::decode_from_slice(bytes, bincode::config::standard())?;
-    Ok(value)
-}
+/// Records are stored as the storage crate stores its own (a record that does not decode
+/// is a `StoreError`, never a panic).
+pub(crate) use raftmq_storage::encoding::{decode, encode};
 
 /// A client id as it starts keys: 4-byte big-endian length, then the bytes. MQTT client ids
 /// are at most 65,535 bytes, so the length always fits.
