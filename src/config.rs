@@ -91,6 +91,9 @@ pub struct RunArgs {
     /// host:port other nodes use to reach this one [default: --cluster-listen].
     #[arg(long, env = "RAFTMQ_CLUSTER_ADVERTISE")]
     pub cluster_advertise: Option<String>,
+    /// Address of the MQTT listener (TCP).
+    #[arg(long, default_value = "0.0.0.0:1883", env = "RAFTMQ_MQTT_LISTEN")]
+    pub mqtt_listen: SocketAddr,
     /// Join the cluster of this member (host:port) at start.
     #[arg(long, env = "RAFTMQ_JOIN")]
     pub join: Option<String>,

@@ -17,6 +17,8 @@ use crate::cluster::proto::pb;
 /// One node process and where it lives.
 pub struct LocalNode {
     pub cluster_addr: String,
+    /// The node's MQTT listener, `127.0.0.1:port`.
+    pub mqtt_addr: String,
     pub data_dir: PathBuf,
     pub log_path: PathBuf,
     child: Option<Child>,
@@ -70,6 +72,7 @@ impl LocalCluster {
         let index = self.nodes.len();
         let port = free_port()?;
         let cluster_addr = format!("127.0.0.1:{port}");
+        let mqtt_addr = format!("127.0.0.1:{}", free_port()?);
         let data_dir = self.root.path().join(format!("node{index}"));
         let log_path = self.root.path().join(format!("node{index}.log"));
         let mut args = vec![
@@ -77,6 +80,8 @@ impl LocalCluster {
             data_dir.display().to_string(),
             "--cluster-listen".to_string(),
             cluster_addr.clone(),
+            "--mqtt-listen".to_string(),
+            mqtt_addr.clone(),
             format!("--bootstrap={bootstrap}"),
         ];
         if let Some(seed) = join {
@@ -85,6 +90,7 @@ impl LocalCluster {
         args.extend(self.extra.iter().cloned());
         self.nodes.push(LocalNode {
             cluster_addr,
+            mqtt_addr,
             data_dir,
             log_path,
             child: None,

@@ -1,0 +1,137 @@
+//! The broker under test for the MQTT integration tests: a single raftmq node, a cluster
+//! of raftmq node processes, or — with `RAFTMQ_TEST_BROKER=mosquitto` — Mosquitto, the
+//! reference broker, to check that a test's expectations are the spec's and not ours.
+//!
+//! Each test file that uses it declares `mod broker_support;`; not every file uses every
+//! helper.
+#![allow(dead_code)]
+
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use raftmq::local_cluster::LocalCluster;
+
+/// Raft timeouts that hold on a loaded 2-core machine while tests run in parallel.
+pub const TEST_NODE_ARGS: &[&str] = &[
+    "--raft-heartbeat-ms",
+    "150",
+    "--raft-election-min-ms",
+    "1000",
+    "--raft-election-max-ms",
+    "1500",
+];
+
+pub fn raftmq_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_raftmq"))
+}
+
+/// Which broker `Broker::single` starts.
+pub fn testing_mosquitto() -> bool {
+    std::env::var("RAFTMQ_TEST_BROKER").is_ok_and(|v| v == "mosquitto")
+}
+
+/// One broker reachable on loopback.
+pub enum Broker {
+    Raftmq(LocalCluster),
+    Mosquitto {
+        child: Child,
+        port: u16,
+        _dir: tempfile::TempDir,
+    },
+}
+
+impl Broker {
+    /// A single-node broker: raftmq, or Mosquitto when `RAFTMQ_TEST_BROKER=mosquitto`.
+    pub async fn single() -> Broker {
+        if testing_mosquitto() {
+            return Broker::mosquitto();
+        }
+        Broker::Raftmq(cluster(1).await)
+    }
+
+    /// Mosquitto 2 on a free loopback port, anonymous access allowed, persistence off.
+    pub fn mosquitto() -> Broker {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let conf = dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_keepalive 65535\n"
+            ),
+        )
+        .expect("write mosquitto.conf");
+        let child = Command::new("mosquitto")
+            .arg("-c")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mosquitto (Debian package `mosquitto`; .ci/run installs it)");
+        wait_for_port(&format!("127.0.0.1:{port}"), Duration::from_secs(10));
+        Broker::Mosquitto {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+
+    /// `host:port` of the MQTT listener (node `index` of a raftmq cluster).
+    pub fn addr(&self, index: usize) -> String {
+        match self {
+            Broker::Raftmq(cluster) => cluster.nodes[index].mqtt_addr.clone(),
+            Broker::Mosquitto { port, .. } => format!("127.0.0.1:{port}"),
+        }
+    }
+
+    pub fn port(&self, index: usize) -> u16 {
+        port_of(&self.addr(index))
+    }
+
+    pub fn is_mosquitto(&self) -> bool {
+        matches!(self, Broker::Mosquitto { .. })
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Broker::Mosquitto { child, .. } = self {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A raftmq cluster of `size` node processes, every MQTT listener accepting.
+pub async fn cluster(size: usize) -> LocalCluster {
+    let args: Vec<String> = TEST_NODE_ARGS.iter().map(|s| s.to_string()).collect();
+    let cluster = LocalCluster::start(&raftmq_binary(), size, &args)
+        .await
+        .expect("start raftmq nodes");
+    for node in &cluster.nodes {
+        wait_for_port(&node.mqtt_addr, Duration::from_secs(30));
+    }
+    cluster
+}
+
+pub fn port_of(addr: &str) -> u16 {
+    addr.rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("host:port")
+}
+
+/// Waits until `addr` accepts TCP connections.
+pub fn wait_for_port(addr: &str, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "{addr} never accepted a connection");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
