@@ -45,10 +45,16 @@ pub enum Broker {
 impl Broker {
     /// A single-node broker: raftmq, or Mosquitto when `RAFTMQ_TEST_BROKER=mosquitto`.
     pub async fn single() -> Broker {
+        Broker::single_with(&[]).await
+    }
+
+    /// A single-node broker; raftmq gets `args` (e.g. `["--max-queued-messages", "5"]`),
+    /// Mosquitto ignores them.
+    pub async fn single_with(args: &[&str]) -> Broker {
         if testing_mosquitto() {
             return Broker::mosquitto();
         }
-        Broker::Raftmq(cluster(1).await)
+        Broker::Raftmq(cluster_with(1, args).await)
     }
 
     /// Mosquitto 2 on a free loopback port, anonymous access allowed, persistence off.
@@ -110,7 +116,16 @@ impl Drop for Broker {
 
 /// A raftmq cluster of `size` node processes, every MQTT listener accepting.
 pub async fn cluster(size: usize) -> LocalCluster {
-    let args: Vec<String> = TEST_NODE_ARGS.iter().map(|s| s.to_string()).collect();
+    cluster_with(size, &[]).await
+}
+
+/// A raftmq cluster whose every node also gets `extra` arguments.
+pub async fn cluster_with(size: usize, extra: &[&str]) -> LocalCluster {
+    let args: Vec<String> = TEST_NODE_ARGS
+        .iter()
+        .chain(extra)
+        .map(|s| s.to_string())
+        .collect();
     let cluster = LocalCluster::start(&raftmq_binary(), size, &args)
         .await
         .expect("start raftmq nodes");
