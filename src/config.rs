@@ -9,8 +9,10 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use thiserror::Error;
 
+use crate::broker::BrokerConfig;
 use crate::cluster::node::NodeConfig;
 use crate::cluster::proposer::ProposerConfig;
+use crate::session::Limits;
 
 /// raftmq — an MQTT 3.1.1 / 5.0 broker cluster whose sessions survive the loss of any node.
 ///
@@ -94,6 +96,27 @@ pub struct RunArgs {
     /// Address of the MQTT listener (TCP).
     #[arg(long, default_value = "0.0.0.0:1883", env = "RAFTMQ_MQTT_LISTEN")]
     pub mqtt_listen: SocketAddr,
+    /// Largest MQTT packet a client may send, bytes (announced in v5 CONNACK).
+    #[arg(long, default_value_t = 1_048_576, env = "RAFTMQ_MAX_PACKET_SIZE")]
+    pub max_packet_size: u32,
+    /// Unacknowledged QoS 1/2 publishes a client may have towards the broker (v5 Receive
+    /// Maximum); more is answered with DISCONNECT 0x93.
+    #[arg(long, default_value_t = 1024, env = "RAFTMQ_RECEIVE_MAXIMUM")]
+    pub receive_maximum: u16,
+    /// Outbound QoS 1/2 messages in flight per client (a v5 client's Receive Maximum may
+    /// lower it).
+    #[arg(long, default_value_t = 32, env = "RAFTMQ_MAX_INFLIGHT")]
+    pub max_inflight: u16,
+    /// Messages a session keeps waiting beyond its in-flight window (offline queue); past
+    /// it the oldest waiting message is dropped and counted.
+    #[arg(long, default_value_t = 1000, env = "RAFTMQ_MAX_QUEUED_MESSAGES")]
+    pub max_queued_messages: u32,
+    /// Longest keep-alive granted to a v5 client, seconds (announced as Server Keep Alive).
+    #[arg(long, default_value_t = 65_535, env = "RAFTMQ_MAX_KEEP_ALIVE")]
+    pub max_keep_alive: u16,
+    /// Topic aliases a client may use towards the broker (0: none).
+    #[arg(long, default_value_t = 64, env = "RAFTMQ_TOPIC_ALIAS_MAXIMUM")]
+    pub topic_alias_maximum: u16,
     /// Join the cluster of this member (host:port) at start.
     #[arg(long, env = "RAFTMQ_JOIN")]
     pub join: Option<String>,
@@ -137,6 +160,10 @@ pub enum ConfigError {
     SnapshotThreshold,
     #[error("--proposal-max-batch must be between 1 and 65536")]
     MaxBatch,
+    #[error("--max-packet-size must be between 16 and 268435460 bytes")]
+    MaxPacketSize,
+    #[error("--receive-maximum and --max-inflight must be at least 1")]
+    ZeroWindow,
     #[error(
         "--cluster-listen {0} is a wildcard address: set --cluster-advertise to the address peers should use"
     )]
@@ -144,6 +171,27 @@ pub enum ConfigError {
 }
 
 impl RunArgs {
+    /// Checks the MQTT settings and turns them into the broker's configuration.
+    pub fn broker_config(&self) -> Result<BrokerConfig, ConfigError> {
+        if !(16..=268_435_460).contains(&self.max_packet_size) {
+            return Err(ConfigError::MaxPacketSize);
+        }
+        if self.receive_maximum == 0 || self.max_inflight == 0 {
+            return Err(ConfigError::ZeroWindow);
+        }
+        Ok(BrokerConfig {
+            mqtt_listen: self.mqtt_listen,
+            limits: Limits {
+                max_packet_size: self.max_packet_size,
+                receive_maximum: self.receive_maximum,
+                max_inflight: self.max_inflight,
+                max_queued_messages: self.max_queued_messages,
+                max_keep_alive: self.max_keep_alive,
+                topic_alias_maximum: self.topic_alias_maximum,
+            },
+        })
+    }
+
     /// Checks the settings and turns them into a node configuration.
     pub fn node_config(&self) -> Result<NodeConfig, ConfigError> {
         let (heartbeat, election_min, election_max) = (

@@ -28,9 +28,11 @@
 //! the deliveries for the connections that hold the subscribers.
 
 pub mod bench;
+pub mod broker;
 pub mod cluster;
 pub mod config;
 pub mod local_cluster;
 pub mod mqtt;
 pub mod router;
 pub mod run;
+pub mod session;

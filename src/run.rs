@@ -1,20 +1,52 @@
-//! Running a node until it is told to stop.
+//! Running a node until it is told to stop: the cluster node, then the broker on it.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 
+use crate::broker::{Broker, Registry};
 use crate::cluster::node::Node;
+use crate::cluster::state::BrokerState;
 use crate::config::RunArgs;
+
+/// How long clients get to leave when the node stops.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Starts a node with `args` and runs it until SIGINT or SIGTERM.
 pub async fn node(args: &RunArgs) -> anyhow::Result<()> {
     let config = args.node_config()?;
-    let node = Node::start(config).await.context("starting the node")?;
+    let broker_config = args.broker_config()?;
+    let (registry, orphans) = Registry::new();
+    let registry = Arc::new(registry);
+    let mut index = None;
+    let notifier = registry.clone();
+    let node = Node::start_with(config, |id| {
+        notifier.set_node(id);
+        let state =
+            BrokerState::new().with_notifier(Box::new(move |outcome| notifier.notify(outcome)));
+        index = Some(state.index());
+        state
+    })
+    .await
+    .context("starting the node")?;
+    let index = index.context("the state machine was not made")?;
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
+    let broker = tokio::select! {
+        broker = Broker::start(broker_config, node.handle(), registry, index, orphans) => {
+            Some(broker.context("starting the MQTT listener")?)
+        }
+        _ = tokio::signal::ctrl_c() => None,
+        _ = terminate.recv() => None,
+    };
+    if let Some(broker) = broker {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+        tracing::info!(node = node.id(), "shutting down");
+        broker.shutdown(SHUTDOWN_GRACE).await;
     }
-    tracing::info!(node = node.id(), "shutting down");
     node.shutdown().await;
     Ok(())
 }

@@ -240,6 +240,8 @@ impl From<crate::mqtt::RetainHandling> for RetainHandling {
 pub enum Outcome {
     Connected {
         client_id: String,
+        /// The node holding the new connection: it binds the epoch to that connection.
+        node: NodeId,
         /// The new connection's epoch: unique across the cluster's history, so no earlier
         /// connection of any session can hold it.
         epoch: u64,
@@ -380,6 +382,8 @@ pub struct OutboundEntry {
     pub seq: u64,
     pub packet_id: u16,
     pub stage: Stage,
+    /// Sent to a connection before: a resend carries DUP=1.
+    pub dup: bool,
     pub qos: u8,
     /// The RETAIN flag as delivered.
     pub retain: bool,

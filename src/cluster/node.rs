@@ -75,6 +75,76 @@ pub struct Node {
     storage: Storage,
     server: JoinHandle<()>,
     stop: watch::Sender<bool>,
+    quorum_lost_after: Duration,
+}
+
+/// What the broker needs of the cluster: propose, read the state, find the leader and the
+/// peers, forward QoS 0 messages (DESIGN §7: a small handle). Cheap to clone.
+#[derive(Clone)]
+pub struct ClusterHandle {
+    inner: Arc<NodeInner>,
+    quorum_lost_after: Duration,
+}
+
+impl ClusterHandle {
+    pub fn id(&self) -> NodeId {
+        self.inner.id
+    }
+
+    pub fn proposer(&self) -> &Proposer {
+        &self.inner.proposer
+    }
+
+    /// The replicated state as applied on this node.
+    pub fn state(&self) -> StateReader {
+        self.inner.reader.clone()
+    }
+
+    /// The leader this node follows, if it knows one it can trust: a leader (this node
+    /// included) that has not heard from a quorum for an election timeout is not counted.
+    pub fn leader(&self) -> Option<NodeId> {
+        let metrics = self.inner.raft.metrics();
+        let m = metrics.borrow();
+        let leader = m.current_leader?;
+        if leader == self.inner.id {
+            let limit = self.quorum_lost_after.as_millis() as u64;
+            let voters = m.membership_config.membership().voter_ids().count();
+            let stale = voters > 1 && m.millis_since_quorum_ack.is_none_or(|ms| ms > limit);
+            if stale {
+                return None;
+            }
+        }
+        Some(leader)
+    }
+
+    /// The cluster address of member `id`.
+    pub fn peer_addr(&self, id: NodeId) -> Option<String> {
+        let metrics = self.inner.raft.metrics();
+        let m = metrics.borrow();
+        m.membership_config
+            .membership()
+            .get_node(&id)
+            .map(|n| n.addr.clone())
+    }
+
+    /// Sends QoS 0 deliveries (bincode, as [`ClusterHandle::qos0_messages`] yields them on
+    /// the other side) to the node at `addr`.
+    pub async fn forward_qos0(
+        &self,
+        addr: &str,
+        messages: bytes::Bytes,
+        timeout: Duration,
+    ) -> Result<(), tonic::Status> {
+        let mut client = self.inner.network.client(addr)?;
+        let mut request = tonic::Request::new(pb::Qos0Batch { messages });
+        request.set_timeout(timeout);
+        client.forward_qos0(request).await.map(|_| ())
+    }
+
+    /// QoS 0 messages forwarded to this node by the others (bincode, as sent).
+    pub fn qos0_messages(&self) -> broadcast::Receiver<bytes::Bytes> {
+        self.inner.qos0.subscribe()
+    }
 }
 
 /// A random id that fits in a JSON number and is never 0.
@@ -84,10 +154,19 @@ fn fresh_id() -> u64 {
 
 impl Node {
     pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
+        Node::start_with(config, |_| BrokerState::default()).await
+    }
+
+    /// Starts a node whose state machine is made by `state` once the node's id is known
+    /// (the broker attaches its notifier there).
+    pub async fn start_with(
+        config: NodeConfig,
+        state: impl FnOnce(NodeId) -> BrokerState,
+    ) -> Result<Node, NodeError> {
         let storage = Storage::open(&config.data_dir)?;
         let id = storage.node_id(fresh_id)?;
         let log_store = storage.log_store::<TypeConfig>()?;
-        let state_machine = storage.state_machine::<TypeConfig, _>(BrokerState::default())?;
+        let state_machine = storage.state_machine::<TypeConfig, _>(state(id))?;
         let reader = state_machine.reader();
 
         let raft_config = openraft::Config {
@@ -187,7 +266,16 @@ impl Node {
             storage,
             server,
             stop,
+            quorum_lost_after: config.election_max,
         })
+    }
+
+    /// The handle the broker works through.
+    pub fn handle(&self) -> ClusterHandle {
+        ClusterHandle {
+            inner: self.inner.clone(),
+            quorum_lost_after: self.quorum_lost_after,
+        }
     }
 
     pub fn id(&self) -> NodeId {

@@ -93,12 +93,39 @@ impl Proposer {
     /// Proposes one command and waits until it is committed and applied on this node's
     /// leader (its outcome) or known not to be.
     pub async fn propose(&self, command: Command) -> Result<Outcome, ProposeError> {
+        match self.submit(command).await {
+            Ok(outcome) => outcome.await,
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Hands one command to the group commit and returns at once with the future of its
+    /// outcome. Commands submitted one after another by one caller enter the log in that
+    /// order, so a connection can keep several in flight and still answer in order.
+    pub async fn submit(&self, command: Command) -> Result<PendingOutcome, ProposeError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Pending { command, reply })
             .await
             .map_err(|_| ProposeError::Stopped)?;
-        rx.await.unwrap_or(Err(ProposeError::Stopped))
+        Ok(PendingOutcome(rx))
+    }
+}
+
+/// The outcome of a submitted command, once known.
+#[derive(Debug)]
+pub struct PendingOutcome(oneshot::Receiver<Result<Outcome, ProposeError>>);
+
+impl std::future::Future for PendingOutcome {
+    type Output = Result<Outcome, ProposeError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|result| result.unwrap_or(Err(ProposeError::Stopped)))
     }
 }
 

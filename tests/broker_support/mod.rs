@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use raftmq::local_cluster::LocalCluster;
 
 /// Raft timeouts that hold on a loaded 2-core machine while tests run in parallel.
-pub const TEST_NODE_ARGS: &[&str] = &[
+pub(crate) const TEST_NODE_ARGS: &[&str] = &[
     "--raft-heartbeat-ms",
     "150",
     "--raft-election-min-ms",
@@ -23,17 +23,17 @@ pub const TEST_NODE_ARGS: &[&str] = &[
     "1500",
 ];
 
-pub fn raftmq_binary() -> PathBuf {
+pub(crate) fn raftmq_binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_raftmq"))
 }
 
 /// Which broker `Broker::single` starts.
-pub fn testing_mosquitto() -> bool {
+pub(crate) fn testing_mosquitto() -> bool {
     std::env::var("RAFTMQ_TEST_BROKER").is_ok_and(|v| v == "mosquitto")
 }
 
 /// One broker reachable on loopback.
-pub enum Broker {
+pub(crate) enum Broker {
     Raftmq(LocalCluster),
     Mosquitto {
         child: Child,
@@ -44,13 +44,13 @@ pub enum Broker {
 
 impl Broker {
     /// A single-node broker: raftmq, or Mosquitto when `RAFTMQ_TEST_BROKER=mosquitto`.
-    pub async fn single() -> Broker {
+    pub(crate) async fn single() -> Broker {
         Broker::single_with(&[]).await
     }
 
     /// A single-node broker; raftmq gets `args` (e.g. `["--max-queued-messages", "5"]`),
     /// Mosquitto ignores them.
-    pub async fn single_with(args: &[&str]) -> Broker {
+    pub(crate) async fn single_with(args: &[&str]) -> Broker {
         if testing_mosquitto() {
             return Broker::mosquitto();
         }
@@ -58,7 +58,7 @@ impl Broker {
     }
 
     /// Mosquitto 2 on a free loopback port, anonymous access allowed, persistence off.
-    pub fn mosquitto() -> Broker {
+    pub(crate) fn mosquitto() -> Broker {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
@@ -89,18 +89,18 @@ impl Broker {
     }
 
     /// `host:port` of the MQTT listener (node `index` of a raftmq cluster).
-    pub fn addr(&self, index: usize) -> String {
+    pub(crate) fn addr(&self, index: usize) -> String {
         match self {
             Broker::Raftmq(cluster) => cluster.nodes[index].mqtt_addr.clone(),
             Broker::Mosquitto { port, .. } => format!("127.0.0.1:{port}"),
         }
     }
 
-    pub fn port(&self, index: usize) -> u16 {
+    pub(crate) fn port(&self, index: usize) -> u16 {
         port_of(&self.addr(index))
     }
 
-    pub fn is_mosquitto(&self) -> bool {
+    pub(crate) fn is_mosquitto(&self) -> bool {
         matches!(self, Broker::Mosquitto { .. })
     }
 }
@@ -115,12 +115,12 @@ impl Drop for Broker {
 }
 
 /// A raftmq cluster of `size` node processes, every MQTT listener accepting.
-pub async fn cluster(size: usize) -> LocalCluster {
+pub(crate) async fn cluster(size: usize) -> LocalCluster {
     cluster_with(size, &[]).await
 }
 
 /// A raftmq cluster whose every node also gets `extra` arguments.
-pub async fn cluster_with(size: usize, extra: &[&str]) -> LocalCluster {
+pub(crate) async fn cluster_with(size: usize, extra: &[&str]) -> LocalCluster {
     let args: Vec<String> = TEST_NODE_ARGS
         .iter()
         .chain(extra)
@@ -135,7 +135,7 @@ pub async fn cluster_with(size: usize, extra: &[&str]) -> LocalCluster {
     cluster
 }
 
-pub fn port_of(addr: &str) -> u16 {
+pub(crate) fn port_of(addr: &str) -> u16 {
     addr.rsplit(':')
         .next()
         .and_then(|p| p.parse().ok())
@@ -143,10 +143,13 @@ pub fn port_of(addr: &str) -> u16 {
 }
 
 /// Waits until `addr` accepts TCP connections.
-pub fn wait_for_port(addr: &str, timeout: Duration) {
+pub(crate) fn wait_for_port(addr: &str, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     while TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "{addr} never accepted a connection");
+        assert!(
+            Instant::now() < deadline,
+            "{addr} never accepted a connection"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -216,6 +216,7 @@ impl Apply<'_, '_> {
             subscription_ids: recipient.subscription_ids,
             share: recipient.share,
             stage: EntryStage::Queued,
+            sent: false,
         };
         let in_flight = self.enqueue(&recipient.client_id, &session, entry)?;
         if let (Some(entry), Some(node)) = (in_flight, session.owner) {

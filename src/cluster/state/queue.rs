@@ -60,9 +60,12 @@ impl Apply<'_, '_> {
                 packet_id,
                 stage: Stage::AwaitingAck,
             };
+            let outbound = entry.outbound();
+            // Delivered now if the session has a connection (the caller emits it).
+            entry.sent = session.owner.is_some();
             self.put(IN_FLIGHT, &client_packet_key(client_id, packet_id), &entry)?;
             queue.in_flight += 1;
-            entry.outbound()
+            outbound
         } else {
             // Past the limit: make room by dropping the oldest waiting entries (more than
             // one if the limit shrank since they were queued).
@@ -136,6 +139,7 @@ impl Apply<'_, '_> {
         queue: &mut QueueRecord,
         now: Millis,
         promoted: &mut Vec<OutboundEntry>,
+        sent: bool,
     ) -> Result<(), StoreError> {
         let window = u32::from(session.receive_maximum);
         while queue.queued > 0 && queue.in_flight < window {
@@ -156,9 +160,10 @@ impl Apply<'_, '_> {
                 packet_id,
                 stage: Stage::AwaitingAck,
             };
+            promoted.extend(entry.outbound());
+            entry.sent = sent;
             self.put(IN_FLIGHT, &client_packet_key(client_id, packet_id), &entry)?;
             queue.in_flight += 1;
-            promoted.extend(entry.outbound());
         }
         Ok(())
     }
@@ -185,14 +190,20 @@ impl Apply<'_, '_> {
     }
 
     /// The session's in-flight entries in queue order.
+    /// The session's in-flight entries for a new connection to send, each marked sent
+    /// from now on (the outcome carries them to that connection).
     pub(super) fn in_flight_entries(
-        &self,
+        &mut self,
         client_id: &str,
     ) -> Result<Vec<OutboundEntry>, StoreError> {
         let mut entries = Vec::new();
-        for (_, raw) in self.tx.scan_prefix(IN_FLIGHT, &client_key(client_id))? {
-            let entry: QueueEntry = decode(&raw)?;
+        for (key, raw) in self.tx.scan_prefix(IN_FLIGHT, &client_key(client_id))? {
+            let mut entry: QueueEntry = decode(&raw)?;
             entries.extend(entry.outbound());
+            if !entry.sent {
+                entry.sent = true;
+                self.put(IN_FLIGHT, &key, &entry)?;
+            }
         }
         entries.sort_by_key(|entry| entry.seq);
         Ok(entries)
@@ -223,7 +234,8 @@ impl Apply<'_, '_> {
             released.push(packet_id);
         }
         let mut promoted = Vec::new();
-        self.promote(client_id, &session, &mut queue, now, &mut promoted)?;
+        // The promoted entries go back to the acking connection in the outcome.
+        self.promote(client_id, &session, &mut queue, now, &mut promoted, true)?;
         self.save_queue(client_id, &queue)?;
         Ok(Outcome::Acked { released, promoted })
     }

@@ -84,11 +84,12 @@ impl Apply<'_, '_> {
         }
         // The new connection's window may be larger than the last one's.
         let mut queue = self.load_queue(client_id)?;
-        self.promote(client_id, &session, &mut queue, now, &mut Vec::new())?;
+        self.promote(client_id, &session, &mut queue, now, &mut Vec::new(), false)?;
         self.put(QUEUES, &key, &queue)?;
         let resend = self.in_flight_entries(client_id)?;
         Ok(Outcome::Connected {
             client_id: connect.client_id.clone(),
+            node: connect.node,
             epoch: session.epoch,
             session_present,
             taken_over,

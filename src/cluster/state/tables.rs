@@ -167,6 +167,9 @@ pub struct QueueEntry {
     pub message_id: Option<u64>,
     /// Copied from the message so that expiry checks need not read it.
     pub expires_at: Option<Millis>,
+    /// Whether a delivery of this entry went to a connection: a resend after a reconnect
+    /// sets DUP only then (MQTT §3.3.1.1).
+    pub sent: bool,
     /// The QoS it is delivered at: min(message, subscription).
     pub qos: u8,
     /// The RETAIN flag as delivered.
@@ -186,6 +189,7 @@ impl QueueEntry {
             seq: self.seq,
             packet_id,
             stage,
+            dup: self.sent,
             qos: self.qos,
             retain: self.retain,
             subscription_ids: self.subscription_ids.clone(),

@@ -1,0 +1,432 @@
+//! One client connection: reads and decodes packets, feeds them to its [`Session`],
+//! carries out the session's actions (proposals, QoS 0 routing, reads of queued
+//! messages), and writes what the session encoded. One task per connection.
+//!
+//! Proposals are submitted in the order the session makes them and their outcomes fed
+//! back in that order, so PUBACKs leave in the order the PUBLISHes came (MQTT §4.6) while
+//! many proposals are in flight at once.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until};
+
+use crate::cluster::clock::now;
+use crate::cluster::command::{Command, Delivery, Disconnect, OutboundEntry, Outcome};
+use crate::cluster::proposer::{PendingOutcome, ProposeError};
+use crate::cluster::state::BrokerReader;
+use crate::mqtt::{Codec, ConnAck, Packet, Protocol, ReasonCode, Response};
+use crate::session::{
+    Action, Awaiting, ConnectPlan, DirectMessage, QueuedMessage, Session, SessionEnd,
+    accept_connect,
+};
+
+use super::Shared;
+use super::registry::Event;
+
+/// How long a new connection has to send its CONNECT.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a proposal may take before the connection gives up on it (its outcome is then
+/// unknown, DESIGN §3 rule 1).
+const PROPOSAL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Room made in the read buffer when it runs low: one read takes what fits.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Why a connection ended before it had a session.
+#[derive(Debug)]
+enum Early {
+    Closed,
+    Io(std::io::Error),
+}
+
+/// Serves one client until it disconnects or is closed.
+pub(crate) async fn serve<S>(stream: S, peer: SocketAddr, shared: Arc<Shared>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let mut codec = Codec::new(shared.limits.max_packet_size as usize);
+    let mut buf = BytesMut::with_capacity(8 * 1024);
+    let connect = match tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        read_connect(&mut reader, &mut writer, &mut codec, &mut buf),
+    )
+    .await
+    {
+        Ok(Ok(connect)) => connect,
+        Ok(Err(Early::Io(e))) => {
+            tracing::debug!(%peer, "connection failed before CONNECT: {e}");
+            return;
+        }
+        Ok(Err(Early::Closed)) | Err(_) => return,
+    };
+    let plan = match accept_connect(&connect, &shared.limits, shared.cluster.id(), now(), || {
+        format!("raftmq-{:016x}", rand::random::<u64>())
+    }) {
+        Ok(plan) => plan,
+        Err(refusal) => {
+            let _ = write_packet(
+                &mut writer,
+                refusal.protocol,
+                Packet::ConnAck(refusal.connack()),
+            )
+            .await;
+            return;
+        }
+    };
+    if !shared.is_ready() {
+        let _ = refuse(&mut writer, plan.protocol, ReasonCode::ServerUnavailable).await;
+        return;
+    }
+    let conn = shared.next_connection();
+    let (tx, events) = mpsc::unbounded_channel();
+    let client_id = plan.command.client_id.clone();
+    shared.registry.expect(&client_id, conn, tx);
+    let connected = tokio::time::timeout(
+        PROPOSAL_TIMEOUT,
+        shared
+            .cluster
+            .proposer()
+            .propose(Command::Connect(plan.command.clone())),
+    )
+    .await
+    .unwrap_or_else(|_| Err(ProposeError::Unknown("CONNECT timed out".into())));
+    let (epoch, session_present, resend) = match connected {
+        Ok(Outcome::Connected {
+            epoch,
+            session_present,
+            resend,
+            ..
+        }) => (epoch, session_present, resend),
+        other => {
+            if let Err(e) = &other {
+                tracing::info!(client = %client_id, %peer, "CONNECT refused: {e}");
+            }
+            if let Some(epoch) = shared.registry.forget(&client_id, conn) {
+                shared.disconnect_orphan(client_id.clone(), epoch);
+            }
+            let _ = refuse(&mut writer, plan.protocol, ReasonCode::ServerUnavailable).await;
+            return;
+        }
+    };
+    tracing::debug!(client = %client_id, %peer, epoch, session_present, "connected");
+    let mut session = Session::start(&plan, shared.limits, epoch, session_present);
+    let mut connection = Connection {
+        shared: shared.clone(),
+        reader: BrokerReader::new(shared.cluster.state()),
+        pending: VecDeque::new(),
+        end: None,
+    };
+    let mut actions = Vec::new();
+    connection.fetch(&mut session, resend, &mut actions);
+    connection
+        .run(
+            &mut session,
+            &plan,
+            reader,
+            writer,
+            codec,
+            buf,
+            events,
+            actions,
+        )
+        .await;
+    shared.registry.forget(&client_id, conn);
+    if let Some(SessionEnd::Disconnect {
+        publish_will,
+        session_expiry,
+    }) = connection.end
+    {
+        shared.propose_disconnect(Disconnect {
+            client_id,
+            epoch,
+            publish_will,
+            session_expiry,
+            now: now(),
+        });
+    }
+}
+
+/// Reads until a whole CONNECT is decoded; answers a bad first packet as the codec says.
+async fn read_connect<R, W>(
+    reader: &mut R,
+    writer: &mut W,
+    codec: &mut Codec,
+    buf: &mut BytesMut,
+) -> Result<Box<crate::mqtt::Connect>, Early>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    loop {
+        match codec.decode(buf) {
+            Ok(Some(Packet::Connect(connect))) => return Ok(connect),
+            // The codec refuses anything else before CONNECT.
+            Ok(Some(_)) => return Err(Early::Closed),
+            Ok(None) => {}
+            Err(e) => {
+                if let Response::ConnAck { protocol, reason } = codec.response(&e) {
+                    let _ = refuse(writer, protocol, reason).await;
+                }
+                return Err(Early::Closed);
+            }
+        }
+        if reader.read_buf(buf).await.map_err(Early::Io)? == 0 {
+            return Err(Early::Closed);
+        }
+    }
+}
+
+async fn refuse<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    protocol: Protocol,
+    reason: ReasonCode,
+) -> std::io::Result<()> {
+    let ack = ConnAck {
+        session_present: false,
+        reason,
+        properties: Default::default(),
+    };
+    write_packet(writer, protocol, Packet::ConnAck(ack)).await
+}
+
+async fn write_packet<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    protocol: Protocol,
+    packet: Packet,
+) -> std::io::Result<()> {
+    let mut out = BytesMut::new();
+    packet
+        .encode(protocol, &mut out)
+        .map_err(std::io::Error::other)?;
+    writer.write_all(&out).await?;
+    writer.flush().await
+}
+
+struct Connection {
+    shared: Arc<Shared>,
+    reader: BrokerReader,
+    /// Proposals in flight, oldest first.
+    pending: VecDeque<(Awaiting, Instant, PendingOutcome)>,
+    end: Option<SessionEnd>,
+}
+
+impl Connection {
+    #[allow(clippy::too_many_arguments)]
+    async fn run<R, W>(
+        &mut self,
+        session: &mut Session,
+        plan: &ConnectPlan,
+        mut reader: R,
+        mut writer: W,
+        mut codec: Codec,
+        mut buf: BytesMut,
+        mut events: mpsc::UnboundedReceiver<Event>,
+        mut actions: Vec<Action>,
+    ) where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        let _ = plan;
+        let keep_alive = session.keep_alive_timeout_ms().map(Duration::from_millis);
+        let mut silent_until = keep_alive.map(|k| Instant::now() + k);
+        // Bytes already buffered after the CONNECT.
+        let mut input_ready = !buf.is_empty();
+        loop {
+            if input_ready {
+                input_ready = false;
+                self.decode_all(session, &mut codec, &mut buf, &mut actions);
+            }
+            session.flush(&mut actions);
+            self.execute(session, &mut actions).await;
+            if session.has_output() {
+                let out = session.outbox();
+                if let Err(e) = writer.write_all(&out).await {
+                    tracing::debug!(client = session.client_id(), "write failed: {e}");
+                    session.connection_lost(&mut actions);
+                    self.execute(session, &mut actions).await;
+                }
+            }
+            if self.end.is_some() {
+                let _ = writer.flush().await;
+                let _ = writer.shutdown().await;
+                return;
+            }
+            if buf.capacity() - buf.len() < READ_CHUNK / 8 {
+                buf.reserve(READ_CHUNK);
+            }
+            let front_deadline = self
+                .pending
+                .front()
+                .map(|(_, at, _)| *at + PROPOSAL_TIMEOUT);
+            tokio::select! {
+                read = reader.read_buf(&mut buf) => match read {
+                    Ok(0) => session.connection_lost(&mut actions),
+                    Ok(_) => {
+                        input_ready = true;
+                        silent_until = keep_alive.map(|k| Instant::now() + k);
+                    }
+                    Err(e) => {
+                        tracing::debug!(client = session.client_id(), "read failed: {e}");
+                        session.connection_lost(&mut actions);
+                    }
+                },
+                event = events.recv() => {
+                    let mut next = event;
+                    // Everything already waiting, in one go (bounded, so input is read too).
+                    for _ in 0..256 {
+                        let Some(event) = next else { break };
+                        self.event(session, event, &mut actions);
+                        next = events.try_recv().ok();
+                    }
+                }
+                outcome = front_outcome(&mut self.pending), if !self.pending.is_empty() => {
+                    if let Some((awaiting, _, _)) = self.pending.pop_front() {
+                        session.outcome(awaiting, outcome, &mut actions);
+                    }
+                }
+                _ = sleep_until(silent_until.unwrap_or_else(far_future)), if silent_until.is_some() => {
+                    session.keep_alive_expired(&mut actions);
+                }
+                _ = sleep_until(front_deadline.unwrap_or_else(far_future)), if front_deadline.is_some() => {
+                    self.pending.clear();
+                    session.outcome(
+                        Awaiting::Nothing,
+                        Err(ProposeError::Unknown("no outcome in time".into())),
+                        &mut actions,
+                    );
+                }
+            }
+        }
+    }
+
+    /// Decodes every whole packet in `buf` and hands it to the session.
+    fn decode_all(
+        &mut self,
+        session: &mut Session,
+        codec: &mut Codec,
+        buf: &mut BytesMut,
+        actions: &mut Vec<Action>,
+    ) {
+        let now = now();
+        while !session.is_closed() {
+            match codec.decode(buf) {
+                Ok(Some(packet)) => session.packet(packet, now, actions),
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::debug!(client = session.client_id(), "bad input: {e}");
+                    session.protocol_error(e.reason_code(), actions);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Carries out the session's actions (which may lead to more, handled in the same go).
+    async fn execute(&mut self, session: &mut Session, actions: &mut Vec<Action>) {
+        while !actions.is_empty() {
+            for action in std::mem::take(actions) {
+                match action {
+                    Action::Propose(command, awaiting) => {
+                        match self.shared.cluster.proposer().submit(command).await {
+                            Ok(outcome) => {
+                                self.pending.push_back((awaiting, Instant::now(), outcome))
+                            }
+                            Err(e) => session.outcome(awaiting, Err(e), actions),
+                        }
+                    }
+                    Action::RouteQos0(message) => {
+                        self.shared.qos0.route(message, session.client_id(), now());
+                    }
+                    Action::Fetch(entries) => self.fetch(session, entries, actions),
+                    Action::Close(end) => self.end = Some(end),
+                }
+            }
+        }
+    }
+
+    fn event(&mut self, session: &mut Session, event: Event, actions: &mut Vec<Action>) {
+        match event {
+            Event::Deliver(Delivery::Queued { entry, .. }) => {
+                self.fetch(session, vec![entry], actions)
+            }
+            Event::Deliver(Delivery::Direct {
+                qos,
+                retain,
+                subscription_ids,
+                expires_at,
+                message,
+                ..
+            }) => session.deliver_direct(
+                DirectMessage {
+                    qos,
+                    retain,
+                    subscription_ids,
+                    expires_at,
+                    message,
+                },
+                now(),
+            ),
+            Event::TakenOver => session.taken_over(actions),
+            Event::Shutdown => session.server_shutdown(actions),
+        }
+    }
+
+    /// Reads queue entries' messages from the state and sends them.
+    fn fetch(
+        &mut self,
+        session: &mut Session,
+        entries: Vec<OutboundEntry>,
+        actions: &mut Vec<Action>,
+    ) {
+        let now = now();
+        for entry in entries {
+            let stored = match entry.message_id {
+                Some(id) => match self.reader.message(id) {
+                    Ok(stored) => stored,
+                    Err(e) => {
+                        // Never treat an unreadable message as delivered.
+                        tracing::error!(
+                            client = session.client_id(),
+                            "cannot read message {id}: {e}"
+                        );
+                        session.protocol_error(ReasonCode::UnspecifiedError, actions);
+                        return;
+                    }
+                },
+                None => None,
+            };
+            let (message, expires_at) = match stored {
+                Some(stored) => (Some(Arc::new(stored.message)), stored.expires_at),
+                None => (None, None),
+            };
+            session.deliver_queued(
+                QueuedMessage {
+                    entry,
+                    message,
+                    expires_at,
+                },
+                now,
+            );
+        }
+    }
+}
+
+/// The outcome of the oldest proposal in flight.
+async fn front_outcome(
+    pending: &mut VecDeque<(Awaiting, Instant, PendingOutcome)>,
+) -> Result<Outcome, ProposeError> {
+    match pending.front_mut() {
+        Some((_, _, outcome)) => outcome.await,
+        None => std::future::pending().await,
+    }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400)
+}
