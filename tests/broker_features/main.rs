@@ -18,3 +18,4 @@ mod client;
 mod raw;
 
 mod connect;
+mod will;
