@@ -130,6 +130,8 @@ fn python(name: &str, args: &[String]) -> Command {
     command
         .arg("-u")
         .arg(script(name))
+        // No __pycache__ left in the source tree.
+        .env("PYTHONDONTWRITEBYTECODE", "1")
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
