@@ -228,9 +228,11 @@ mod tests {
     #[test]
     fn a_will_keeps_its_delay_and_properties() {
         let mut v5 = connect(Protocol::V5, "a", true);
-        let mut properties = Properties::default();
-        properties.will_delay_interval = Some(5);
-        properties.content_type = Some("text".into());
+        let properties = Properties {
+            will_delay_interval: Some(5),
+            content_type: Some("text".into()),
+            ..Properties::default()
+        };
         v5.will = Some(Will {
             topic: "w".into(),
             payload: bytes::Bytes::from_static(b"gone"),

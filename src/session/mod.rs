@@ -15,6 +15,8 @@ mod connect;
 pub(crate) mod convert;
 mod inbound;
 mod outbound;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
