@@ -1,12 +1,20 @@
-//! The command line and environment: what a node runs with, validated before anything
-//! starts, and the `cluster` and `bench` subcommands. (The TOML file and the MQTT
-//! listeners arrive with the broker.)
+//! What a node runs with — command-line flags, `RAFTMQ_*` environment variables and a
+//! TOML file (`--config raftmq.toml`), in that order of precedence over the defaults —
+//! validated before anything starts; and the `cluster` and `bench` subcommands.
+//!
+//! The file's keys are the long flags' names with `_` for `-` (`mqtt_listen = "..."` for
+//! `--mqtt-listen`), so `raftmq --help` documents the file too; `raftmq.toml` at the root
+//! of the repository is a commented example. An unknown key or a value of the wrong type
+//! stops the node with a message naming the key.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::ffi::OsString;
+
+use clap::parser::ValueSource;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use thiserror::Error;
 
 use crate::broker::BrokerConfig;
@@ -81,9 +89,87 @@ pub enum LogFormat {
     Json,
 }
 
+/// Why the command line and configuration file could not be read.
+#[derive(Debug, Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Args(#[from] clap::Error),
+    #[error("cannot read the configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid TOML: {source}")]
+    Toml {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error(
+        "{path}: unknown setting `{key}` (see `raftmq --help`; keys are the flags' names with _ for -)"
+    )]
+    UnknownKey { path: PathBuf, key: String },
+    #[error("{path}: `{key}` must be a string, an integer or a boolean")]
+    ValueType { path: PathBuf, key: String },
+}
+
+impl Cli {
+    /// Parses `args` (the program name first) and, for a node run with `--config`, fills
+    /// every setting that neither a flag nor an environment variable gave from the file.
+    pub fn load<I, T>(args: I) -> Result<Cli, LoadError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+        let matches = Cli::command().try_get_matches_from(&args)?;
+        let cli = Cli::from_arg_matches(&matches)?;
+        let Some(path) = cli.run.config.clone().filter(|_| cli.command.is_none()) else {
+            return Ok(cli);
+        };
+        let text = std::fs::read_to_string(&path).map_err(|source| LoadError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let table: toml::Table = text.parse().map_err(|source| LoadError::Toml {
+            path: path.clone(),
+            source,
+        })?;
+        let known: Vec<String> = Cli::command()
+            .get_arguments()
+            .map(|arg| arg.get_id().to_string())
+            .filter(|id| id != "config" && id != "help" && id != "version")
+            .collect();
+        let mut with_file = args.clone();
+        for (key, value) in table {
+            if !known.contains(&key) {
+                return Err(LoadError::UnknownKey { path, key });
+            }
+            let value = match value {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                _ => return Err(LoadError::ValueType { path, key }),
+            };
+            let given = matches!(
+                matches.value_source(&key),
+                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+            );
+            if !given {
+                with_file.push(format!("--{}={value}", key.replace('_', "-")).into());
+            }
+        }
+        let matches = Cli::command().try_get_matches_from(&with_file)?;
+        Ok(Cli::from_arg_matches(&matches)?)
+    }
+}
+
 /// How to run a node.
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
+    /// A TOML file with any of the settings below (keys: the flags' names with _ for -).
+    /// Flags and environment variables override it.
+    #[arg(long, env = "RAFTMQ_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Directory of the node's store (Raft log, state, snapshots, node id).
     #[arg(long, default_value = "./data", env = "RAFTMQ_DATA_DIR")]
     pub data_dir: PathBuf,
@@ -246,6 +332,50 @@ impl RunArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn load_with_file(file: &str, args: &[&str]) -> Result<RunArgs, LoadError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raftmq.toml");
+        std::fs::write(&path, file).unwrap();
+        let mut all = vec![
+            "raftmq".to_string(),
+            "--config".into(),
+            path.display().to_string(),
+        ];
+        all.extend(args.iter().map(|s| s.to_string()));
+        Cli::load(all).map(|cli| cli.run)
+    }
+
+    #[test]
+    fn the_file_fills_what_flags_do_not_give() {
+        let run = load_with_file(
+            "mqtt_listen = \"127.0.0.1:2883\"\nmax_inflight = 7\nbootstrap = false\n",
+            &["--max-inflight", "9"],
+        )
+        .unwrap();
+        assert_eq!(run.mqtt_listen, "127.0.0.1:2883".parse().unwrap());
+        assert_eq!(run.max_inflight, 9, "the flag wins over the file");
+        assert!(!run.bootstrap);
+    }
+
+    #[test]
+    fn a_bad_file_is_refused_naming_the_key() {
+        let e = load_with_file("mqtt_lisen = \"x\"\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("mqtt_lisen"), "{e}");
+        let e = load_with_file("max_inflight = [1]\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("max_inflight"), "{e}");
+        let e = load_with_file("max_inflight = \"many\"\n", &[]).unwrap_err();
+        assert!(matches!(e, LoadError::Args(_)), "{e}");
+        assert!(load_with_file("not toml [", &[]).is_err());
+    }
+
+    #[test]
+    fn the_example_file_in_the_repository_is_valid() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/raftmq.toml");
+        let cli = Cli::load(["raftmq", "--config", path]).unwrap();
+        cli.run.node_config().unwrap();
+        cli.run.broker_config().unwrap();
+    }
 
     fn parse(args: &[&str]) -> RunArgs {
         let mut all = vec!["raftmq"];

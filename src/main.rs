@@ -1,10 +1,16 @@
 //! The `raftmq` command: parses the command line and runs what it names.
 
-use clap::Parser;
-use raftmq::config::{BenchCommand, Cli, ClusterCommand, Command, LogFormat};
+use raftmq::config::{BenchCommand, Cli, ClusterCommand, Command, LoadError, LogFormat};
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let cli = match Cli::load(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(LoadError::Args(e)) => e.exit(),
+        Err(e) => {
+            eprintln!("raftmq: {e}");
+            std::process::exit(2);
+        }
+    };
     init_logging(cli.run.log_format);
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
