@@ -8,24 +8,33 @@
 //! - [`cluster`]: the Raft log's commands and their deterministic `apply` (state kept by
 //!   the `raftmq-storage` crate), group commit, the gRPC network and service of
 //!   `proto/cluster.proto`, starting and joining nodes, and `raftmq cluster ...`.
-//! - [`config`]: the command line and environment, validated; [`run`]: running a node.
+//! - [`session`]: one client's protocol state machine — packets and outcomes in, encoded
+//!   packets and actions out, no I/O. Depends on [`mqtt`] and the log's command types.
+//! - [`broker`]: the MQTT listener and one task per connection, wiring sessions to the
+//!   cluster: the registry that routes applied outcomes to connections, QoS 0 routing
+//!   between nodes, and start-up recovery.
+//! - [`config`]: flags, environment and the TOML file, validated; [`run`]: running a node.
 //! - [`bench`]: load generators that print figures; [`local_cluster`]: node processes on
 //!   loopback for the benches and tests.
 //!
-//! Still to come, in the order of the issues: `session/` (one client's protocol state
-//! machine), `transport/`, `broker.rs` and `admin/`. `../shared/DESIGN.md` §7 is the
-//! target layout.
+//! Still to come, in the order of the issues: `transport/` (TLS, WebSocket, PROXY) and
+//! `admin/` (health, metrics, API). `../shared/DESIGN.md` §7 is the target layout.
 //!
-//! # The path of one PUBLISH (as far as it exists today)
-//! bytes from a socket land in a `BytesMut`; [`mqtt::Codec::decode`] checks the fixed
-//! header and remaining length against the maximum packet size *before* waiting for the
-//! body, then parses one [`mqtt::Packet`]. A QoS 1/2 message becomes a
-//! [`cluster::command::Command::Publish`], handed to the node's [`cluster::proposer`]:
-//! batched with its neighbours into one log entry (forwarded to the leader by a
-//! follower), replicated and fsynced on a majority, then applied on every node by
+//! # The path of one QoS 1 PUBLISH
+//! A connection task ([`broker`]) reads bytes into a `BytesMut`; [`mqtt::Codec::decode`]
+//! checks the fixed header and remaining length against the maximum packet size *before*
+//! waiting for the body, then parses one [`mqtt::Packet`]. The connection's
+//! [`session::Session`] turns it into a [`cluster::command::Command::Publish`] carrying the
+//! session's epoch, which the connection submits to the node's [`cluster::proposer`]:
+//! batched with its neighbours into one log entry (forwarded to the leader by a follower),
+//! replicated and fsynced on a majority, then applied on every node by
 //! [`cluster::state::BrokerState`], which routes it through the subscription index (a
-//! [`router::TopicTrie`]) into the queues of persistent sessions, stored once, and returns
-//! the deliveries for the connections that hold the subscribers.
+//! [`router::TopicTrie`]) into the queues of persistent sessions, stored once. Each node's
+//! [`broker::Registry`] sees the applied outcome and hands each delivery to the connection
+//! it holds for that subscriber and epoch, which sends the PUBLISH. The outcome then
+//! reaches the publisher's connection, whose session answers PUBACK — in the order the
+//! PUBLISHes arrived. A QoS 0 PUBLISH skips the log: the publishing node looks up the
+//! subscribers and forwards to their nodes directly.
 
 pub mod bench;
 pub mod broker;
