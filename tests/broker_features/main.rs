@@ -18,4 +18,5 @@ mod client;
 mod raw;
 
 mod connect;
+mod qos;
 mod will;

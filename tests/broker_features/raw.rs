@@ -72,14 +72,15 @@ pub(crate) fn will(topic: &str, payload: &str, qos: QoS) -> Will {
     }
 }
 
-/// A PUBLISH without properties; `id` is used for QoS 1 and 2 only.
+/// A PUBLISH without properties; `id` is used for QoS 1 and 2 only (0 there: any, for
+/// [`Raw::publish_complete`] to choose).
 pub(crate) fn publish(topic: &str, qos: QoS, id: u16, payload: &[u8]) -> Publish {
     Publish {
         dup: false,
         qos,
         retain: false,
         topic: topic.to_string(),
-        packet_id: (qos != QoS::AtMostOnce).then(|| pid(id)),
+        packet_id: (qos != QoS::AtMostOnce).then(|| pid(id.max(1))),
         properties: Properties::default(),
         payload: Bytes::copy_from_slice(payload),
     }
