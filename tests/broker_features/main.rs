@@ -20,3 +20,4 @@ mod raw;
 mod connect;
 mod qos;
 mod will;
+mod sessions;
