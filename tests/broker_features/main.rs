@@ -21,3 +21,4 @@ mod connect;
 mod qos;
 mod will;
 mod sessions;
+mod retained;
