@@ -22,3 +22,4 @@ mod qos;
 mod will;
 mod sessions;
 mod retained;
+mod properties;
