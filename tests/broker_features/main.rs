@@ -23,3 +23,4 @@ mod will;
 mod sessions;
 mod retained;
 mod properties;
+mod limits;

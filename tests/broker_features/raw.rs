@@ -96,6 +96,41 @@ pub(crate) fn sub_options(qos: QoS) -> SubscriptionOptions {
     }
 }
 
+/// The bytes of a packet in `protocol`, as the codec encodes it.
+pub(crate) fn encode(protocol: Protocol, packet: &Packet) -> Vec<u8> {
+    let mut bytes = BytesMut::new();
+    Codec::for_protocol(protocol, MAX_REMAINING_LENGTH + 5)
+        .encode(packet, &mut bytes)
+        .unwrap_or_else(|e| panic!("encode {packet:?}: {e}"));
+    bytes.to_vec()
+}
+
+/// A frame built by hand (for what the codec refuses to encode): the first byte, the
+/// remaining length, the body.
+pub(crate) fn frame(first: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![first];
+    let mut len = body.len();
+    loop {
+        let byte = (len % 128) as u8;
+        len /= 128;
+        if len == 0 {
+            out.push(byte);
+            break;
+        }
+        out.push(byte | 0x80);
+    }
+    out.extend_from_slice(body);
+    out
+}
+
+/// A UTF-8 string field (or any bytes in its place): two length bytes, then the bytes.
+pub(crate) fn string_field(bytes: &[u8]) -> Vec<u8> {
+    let len = u16::try_from(bytes.len()).expect("a string field is at most 65535 bytes");
+    let mut out = len.to_be_bytes().to_vec();
+    out.extend_from_slice(bytes);
+    out
+}
+
 impl Raw {
     /// A TCP connection on which nothing has been sent yet. `protocol` is what the client
     /// will speak (it decides how the broker's packets are decoded).
