@@ -9,7 +9,8 @@
 //! - [`state`]: `BrokerState`, the deterministic `apply` over the `storage` crate's tables
 //!   (sessions, queues, messages, retained messages, expiry indexes), with the in-memory
 //!   subscription index derived from them, and read helpers for the rest of the broker.
-//! - [`proposer`]: group commit, and forwarding from followers to the leader.
+//! - [`proposer`]: group commit with several batches in flight; `forward`: followers'
+//!   ordered streams of batches to the leader.
 //! - [`clock`]: the leader's periodic `Tick`, and `NodeDown` for removed nodes.
 //! - [`proto`], [`network`] and `service`: the schema and the two sides of the cluster
 //!   gRPC service.
@@ -19,6 +20,7 @@
 pub mod admin;
 pub mod clock;
 pub mod command;
+mod forward;
 pub mod network;
 pub mod node;
 pub mod proposer;

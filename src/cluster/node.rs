@@ -303,7 +303,15 @@ impl Node {
     /// Stops the gRPC server and Raft.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
-        let _ = self.server.await;
+        // A graceful stop waits for open calls, and followers' proposal streams stay open
+        // for as long as they live: give them a moment, then cut them.
+        let mut server = self.server;
+        if tokio::time::timeout(Duration::from_secs(2), &mut server)
+            .await
+            .is_err()
+        {
+            server.abort();
+        }
         if let Err(e) = self.inner.raft.shutdown().await {
             tracing::warn!("Raft did not shut down cleanly: {e}");
         }

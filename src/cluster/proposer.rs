@@ -2,9 +2,10 @@
 //!
 //! Callers hand single commands to a [`Proposer`]. One task collects them: the first
 //! command opens a batch, which stays open for a short linger (about a millisecond) or
-//! until it is full; it is then written as one entry, and everything that arrives while
-//! that entry is being replicated and fsynced forms the next batch. A follower sends its
-//! batch to the leader whole. Each caller gets its own command's outcome — or learns that
+//! until it is full; it is then submitted as one entry — appended on the leader, or sent
+//! whole on the follower's ordered stream to the leader — and up to eight batches are in
+//! flight at once, in submission order; beyond that, what arrives forms the next, larger,
+//! batch. Each caller gets its own command's outcome — or learns that
 //! the outcome is unknown, when the leader was lost mid-way and the entry may or may not
 //! commit (DESIGN §3 rule 1: the broker then closes that client's connection rather than
 //! answer wrongly).
@@ -14,12 +15,12 @@ use std::time::Duration;
 
 use openraft::error::{ClientWriteError, RaftError};
 use thiserror::Error;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::command::{BatchOutcome, Command, CommandBatch, Outcome};
+use super::forward::{Appended, Forwarder, append};
 use super::network::ClusterNetwork;
-use super::proto::{self, pb};
 use super::types::{NodeId, TypeConfig};
 
 /// Why a command has no outcome.
@@ -45,8 +46,8 @@ pub struct ProposerConfig {
     pub max_batch: usize,
     /// How long to wait for a leader to be elected before giving up with `NoLeader`.
     pub leader_wait: Duration,
-    /// Deadline for a batch forwarded to the leader.
-    pub forward_timeout: Duration,
+    /// How long a batch may wait for its outcome before it is reported unknown.
+    pub outcome_timeout: Duration,
 }
 
 impl Default for ProposerConfig {
@@ -55,7 +56,7 @@ impl Default for ProposerConfig {
             linger: Duration::from_millis(1),
             max_batch: 1024,
             leader_wait: Duration::from_secs(3),
-            forward_timeout: Duration::from_secs(10),
+            outcome_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -129,7 +130,14 @@ impl std::future::Future for PendingOutcome {
     }
 }
 
+/// Batches of one node in flight at once. Their order into the log is their submission
+/// order (appends on the leader, one ordered stream from a follower), so a deeper pipeline
+/// never reorders one connection's commands.
+const MAX_BATCHES_IN_FLIGHT: usize = 8;
+
 async fn collect(mut rx: mpsc::Receiver<Pending>, writer: Arc<BatchWriter>) {
+    let forwarder = Forwarder::default();
+    let in_flight = Arc::new(Semaphore::new(MAX_BATCHES_IN_FLIGHT));
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         let deadline = Instant::now() + writer.config.linger;
@@ -139,30 +147,77 @@ async fn collect(mut rx: mpsc::Receiver<Pending>, writer: Arc<BatchWriter>) {
                 Ok(None) | Err(_) => break,
             }
         }
-        // One batch in flight at a time: what arrives meanwhile queues in the channel and
+        // With the pipeline full, what arrives meanwhile queues in the channel and
         // becomes the next, larger, batch.
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            return;
+        };
         let (commands, replies): (Vec<_>, Vec<_>) =
             batch.into_iter().map(|p| (p.command, p.reply)).unzip();
-        let result = writer.write(CommandBatch(commands)).await;
-        match result {
-            Ok(BatchOutcome(outcomes)) if outcomes.len() == replies.len() => {
-                for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                    let _ = reply.send(Ok(outcome));
-                }
+        let submitted = writer.submit(&forwarder, CommandBatch(commands)).await;
+        let deadline = writer.config.outcome_timeout;
+        tokio::spawn(async move {
+            // A leader that lost its quorum never answers: the permit must come back.
+            let result = match submitted {
+                Ok(submitted) => tokio::time::timeout(deadline, submitted.outcome())
+                    .await
+                    .unwrap_or_else(|_| Err(ProposeError::Unknown("no outcome in time".into()))),
+                Err(e) => Err(e),
+            };
+            answer(replies, result);
+            drop(permit);
+        });
+    }
+}
+
+/// Hands each caller its command's outcome.
+fn answer(
+    replies: Vec<oneshot::Sender<Result<Outcome, ProposeError>>>,
+    result: Result<BatchOutcome, ProposeError>,
+) {
+    match result {
+        Ok(BatchOutcome(outcomes)) if outcomes.len() == replies.len() => {
+            for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                let _ = reply.send(Ok(outcome));
             }
-            Ok(BatchOutcome(outcomes)) => {
-                let error = ProposeError::Unknown(format!(
-                    "{} outcomes for {} commands",
-                    outcomes.len(),
-                    replies.len()
-                ));
-                replies
-                    .into_iter()
-                    .for_each(|r| drop(r.send(Err(error.clone()))));
-            }
-            Err(error) => replies
+        }
+        Ok(BatchOutcome(outcomes)) => {
+            let error = ProposeError::Unknown(format!(
+                "{} outcomes for {} commands",
+                outcomes.len(),
+                replies.len()
+            ));
+            replies
                 .into_iter()
-                .for_each(|r| drop(r.send(Err(error.clone())))),
+                .for_each(|r| drop(r.send(Err(error.clone()))));
+        }
+        Err(error) => replies
+            .into_iter()
+            .for_each(|r| drop(r.send(Err(error.clone())))),
+    }
+}
+
+/// A batch on its way into the log.
+enum Submitted {
+    /// Appended on this node, the leader.
+    Local(Appended),
+    /// Sent on the stream to the leader.
+    Forwarded(oneshot::Receiver<Result<BatchOutcome, ProposeError>>),
+}
+
+impl Submitted {
+    async fn outcome(self) -> Result<BatchOutcome, ProposeError> {
+        match self {
+            Submitted::Local(appended) => match appended.await {
+                Ok(Ok(response)) => Ok(response.data),
+                // Leadership moved before or while the entry was appended: it may still
+                // commit under the new leader, so the outcome is not known.
+                Ok(Err(e)) => Err(ProposeError::Unknown(e.to_string())),
+                Err(_) => Err(ProposeError::Unknown("Raft stopped".into())),
+            },
+            Submitted::Forwarded(rx) => rx
+                .await
+                .unwrap_or_else(|_| Err(ProposeError::Unknown("forwarding stopped".into()))),
         }
     }
 }
@@ -203,14 +258,26 @@ impl BatchWriter {
         }
     }
 
-    pub(crate) async fn write(&self, batch: CommandBatch) -> Result<BatchOutcome, ProposeError> {
+    /// Puts `batch` into the log behind every batch submitted before it, without waiting
+    /// for it to commit.
+    async fn submit(
+        &self,
+        forwarder: &Forwarder,
+        batch: CommandBatch,
+    ) -> Result<Submitted, ProposeError> {
         let Some((leader, addr)) = self.leader().await else {
             return Err(ProposeError::NoLeader);
         };
         if leader == self.id {
-            return self.write_local(batch).await;
+            return append(&self.raft, batch)
+                .await
+                .map(Submitted::Local)
+                .map_err(ProposeError::Unknown);
         }
-        self.forward(&addr, &batch).await
+        forwarder
+            .submit(&self.network, &addr, &batch)
+            .await
+            .map(Submitted::Forwarded)
     }
 
     /// Appends the batch on this node, which believed itself leader.
@@ -226,38 +293,6 @@ impl BatchWriter {
                 ProposeError::Unknown("leadership changed during the proposal".into()),
             ),
             Err(e) => Err(ProposeError::Unknown(e.to_string())),
-        }
-    }
-
-    async fn forward(
-        &self,
-        addr: &str,
-        batch: &CommandBatch,
-    ) -> Result<BatchOutcome, ProposeError> {
-        let bytes =
-            proto::encode("batch", batch).map_err(|e| ProposeError::Unknown(e.to_string()))?;
-        let mut client = self
-            .network
-            .client(addr)
-            .map_err(|_| ProposeError::NoLeader)?;
-        let mut request = tonic::Request::new(pb::ProposeRequest {
-            batch: bytes.into(),
-            forwarded: true,
-        });
-        request.set_timeout(self.config.forward_timeout);
-        let reply = client.propose(request).await.map_err(|status| {
-            ProposeError::Unknown(format!(
-                "forwarding to the leader at {addr} failed: {}",
-                status.message()
-            ))
-        })?;
-        match reply.into_inner().result {
-            Some(pb::propose_response::Result::Outcome(bytes)) => {
-                proto::decode("outcome", &bytes).map_err(|e| ProposeError::Unknown(e.to_string()))
-            }
-            // The node we took for the leader had not proposed it: certainly not applied.
-            Some(pb::propose_response::Result::NotLeader(_)) => Err(ProposeError::NoLeader),
-            None => Err(ProposeError::Unknown("empty reply from the leader".into())),
         }
     }
 }

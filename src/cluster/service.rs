@@ -59,6 +59,19 @@ fn fatal<E: std::fmt::Display>(e: E) -> Status {
 
 #[tonic::async_trait]
 impl pb::cluster_server::Cluster for ClusterService {
+    type ProposeStreamStream =
+        tokio_stream::wrappers::ReceiverStream<Result<pb::ForwardedOutcome, Status>>;
+
+    async fn propose_stream(
+        &self,
+        request: Request<tonic::Streaming<pb::ForwardedBatch>>,
+    ) -> Result<Response<Self::ProposeStreamStream>, Status> {
+        Ok(Response::new(super::forward::serve(
+            self.node.clone(),
+            request.into_inner(),
+        )))
+    }
+
     async fn append_entries(
         &self,
         request: Request<pb::AppendEntriesRequest>,
@@ -116,15 +129,21 @@ impl pb::cluster_server::Cluster for ClusterService {
             self.node.writer.write_local(batch).await
         } else {
             // A client of the service (the bench, tooling): through this node's group commit.
+            // Submitted in order first, then awaited: they share entries.
             let mut outcomes = Vec::with_capacity(batch.0.len());
-            let proposals: Vec<_> = batch
-                .0
-                .into_iter()
-                .map(|c| self.node.proposer.propose(c))
-                .collect();
+            let mut submitted = Vec::with_capacity(batch.0.len());
             let mut error = None;
-            for result in futures_join_all(proposals).await {
-                match result {
+            for command in batch.0 {
+                match self.node.proposer.submit(command).await {
+                    Ok(pending) => submitted.push(pending),
+                    Err(e) => {
+                        error = Some(e);
+                        break;
+                    }
+                }
+            }
+            for pending in submitted {
+                match pending.await {
                     Ok(outcome) => outcomes.push(outcome),
                     Err(e) => error = Some(e),
                 }
@@ -223,14 +242,4 @@ impl pb::cluster_server::Cluster for ClusterService {
         let members = self.node.join(&request.into_inner().seed).await?;
         Ok(Response::new(pb::MembershipReply { members }))
     }
-}
-
-/// Awaits every future, in order (a handful per request: no need for a crate).
-async fn futures_join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
-    let handles: Vec<_> = futures.into_iter().map(Box::pin).collect();
-    let mut out = Vec::with_capacity(handles.len());
-    for handle in handles {
-        out.push(handle.await);
-    }
-    out
 }
