@@ -206,6 +206,25 @@ impl C4 {
         .await
     }
 
+    /// The next PUBLISH if one arrives within `within`.
+    pub(crate) async fn try_next_publish(&mut self, within: Duration) -> Option<rumqttc::Publish> {
+        if let Some(publish) = self.backlog.pop_front() {
+            return Some(publish);
+        }
+        let deadline = Instant::now() + within;
+        loop {
+            match timeout_at(deadline, self.events.recv()).await {
+                Err(_) => return None,
+                Ok(Some(Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))))) => {
+                    return Some(p);
+                }
+                Ok(Some(Ok(_))) => {}
+                Ok(Some(Err(e))) => panic!("connection failed while waiting for PUBLISH: {e}"),
+                Ok(None) => panic!("event loop ended while waiting for PUBLISH"),
+            }
+        }
+    }
+
     /// Fails if a PUBLISH arrives within `quiet` (or the connection fails).
     pub(crate) async fn expect_no_publish(&mut self, quiet: Duration, why: &str) {
         if let Some(publish) = self.backlog.pop_front() {
@@ -465,6 +484,23 @@ impl C5 {
             _ => None,
         })
         .await
+    }
+
+    /// The next PUBLISH if one arrives within `within`.
+    pub(crate) async fn try_next_publish(&mut self, within: Duration) -> Option<p5::Publish> {
+        if let Some(publish) = self.backlog.pop_front() {
+            return Some(publish);
+        }
+        let deadline = Instant::now() + within;
+        loop {
+            match timeout_at(deadline, self.events.recv()).await {
+                Err(_) => return None,
+                Ok(Some(Ok(v5::Event::Incoming(p5::Packet::Publish(p))))) => return Some(p),
+                Ok(Some(Ok(_))) => {}
+                Ok(Some(Err(e))) => panic!("connection failed while waiting for PUBLISH: {e}"),
+                Ok(None) => panic!("event loop ended while waiting for PUBLISH"),
+            }
+        }
     }
 
     /// Fails if a PUBLISH arrives within `quiet` (or the connection fails).

@@ -24,3 +24,4 @@ mod sessions;
 mod retained;
 mod properties;
 mod limits;
+mod shared;
