@@ -25,3 +25,4 @@ mod retained;
 mod properties;
 mod limits;
 mod shared;
+mod topics;
