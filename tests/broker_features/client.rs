@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rumqttc::v5;
+use rumqttc::v5::mqttbytes::QoS as Q5;
 use rumqttc::v5::mqttbytes::v5 as p5;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -562,4 +563,24 @@ pub(crate) fn skip_on_mosquitto(broker: &Broker, why: &str) -> bool {
         eprintln!("not checked against Mosquitto: {why}");
     }
     broker.is_mosquitto()
+}
+
+/// A rumqttc client that subscribes to `filter` and can check that it is still served.
+pub(crate) async fn bystander(broker: &Broker, id: &str, filter: &str) -> C5 {
+    let mut client = C5::connect(v5_options(broker, id)).await;
+    client.subscribe(filter, Q5::AtLeastOnce).await;
+    client
+}
+
+/// The bystander publishes to itself and gets it back, skipping messages of others.
+pub(crate) async fn still_served(client: &mut C5, topic: &str) {
+    client
+        .publish(topic, Q5::AtLeastOnce, false, "still here")
+        .await;
+    loop {
+        let got = client.next_publish().await;
+        if got.payload.as_ref() == b"still here" {
+            return;
+        }
+    }
 }

@@ -14,33 +14,13 @@ use raftmq::mqtt::{Packet, Protocol, Publish, QoS, ReasonCode};
 use rumqttc::v5::mqttbytes::QoS as Q5;
 
 use crate::broker_support::Broker;
-use crate::client::{C5, QUIET, skip_on_mosquitto, v5_options};
+use crate::client::{C5, QUIET, bystander, skip_on_mosquitto, still_served, v5_options};
 use crate::raw::{Raw, connect_packet, encode, frame, publish, string_field};
 
 fn aliased(topic: &str, alias: u16, payload: &str) -> Publish {
     let mut publish = publish(topic, QoS::AtLeastOnce, 0, payload.as_bytes());
     publish.properties.topic_alias = Some(alias);
     publish
-}
-
-/// A rumqttc client that subscribes to `filter` and can check that it is still served.
-async fn bystander(broker: &Broker, id: &str, filter: &str) -> C5 {
-    let mut client = C5::connect(v5_options(broker, id)).await;
-    client.subscribe(filter, Q5::AtLeastOnce).await;
-    client
-}
-
-/// The bystander publishes to itself and gets it back, skipping messages of others.
-async fn still_served(client: &mut C5, topic: &str) {
-    client
-        .publish(topic, Q5::AtLeastOnce, false, "still here")
-        .await;
-    loop {
-        let got = client.next_publish().await;
-        if got.payload.as_ref() == b"still here" {
-            return;
-        }
-    }
 }
 
 #[tokio::test]

@@ -26,3 +26,4 @@ mod properties;
 mod limits;
 mod shared;
 mod topics;
+mod violations;
