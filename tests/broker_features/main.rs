@@ -9,8 +9,6 @@
 //! Clients: rumqttc 0.25 (`client`) where it can express the test, and a bare client
 //! (`raw`) where it cannot; each module says which.
 
-// The shared harness declares `pub` items for every test target that includes it.
-#[allow(unreachable_pub)]
 #[path = "../broker_support/mod.rs"]
 mod broker_support;
 
