@@ -300,6 +300,9 @@ async fn garbage_before_connect_is_closed() {
     by.still_served().await;
 }
 
+/// A named bad packet, built for a protocol.
+type BadPacket = (&'static str, fn(Protocol) -> Vec<u8>);
+
 fn type_zero(_: Protocol) -> Vec<u8> {
     vec![0x00, 0x00]
 }
@@ -321,7 +324,7 @@ fn publish_at_qos3(protocol: Protocol) -> Vec<u8> {
 async fn garbage_after_connect_is_refused() {
     let broker = Broker::single().await;
     let mut by = Bystander::start(&broker, "ga").await;
-    let cases: [(&str, fn(Protocol) -> Vec<u8>); 3] = [
+    let cases: [BadPacket; 3] = [
         ("packet type 0", type_zero),
         ("SUBSCRIBE with flags 0", subscribe_with_flags_zero),
         ("PUBLISH at QoS 3", publish_at_qos3),

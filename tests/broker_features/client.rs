@@ -250,19 +250,6 @@ impl C4 {
         self.client.ack(publish).await.expect("queue ack");
     }
 
-    /// Waits until the connection fails or is closed by the broker; returns the error.
-    pub(crate) async fn expect_connection_lost(&mut self, within: Duration, why: &str) -> String {
-        let deadline = Instant::now() + within;
-        loop {
-            match timeout_at(deadline, self.events.recv()).await {
-                Err(_) => panic!("{why}: connection still up after {within:?}"),
-                Ok(Some(Ok(_))) => {}
-                Ok(Some(Err(e))) => return e,
-                Ok(None) => return "event loop ended".to_string(),
-            }
-        }
-    }
-
     /// Sends DISCONNECT and waits until the connection is closed.
     pub(crate) async fn disconnect(mut self) {
         self.client.disconnect().await.expect("queue DISCONNECT");

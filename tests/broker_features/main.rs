@@ -16,12 +16,12 @@ mod client;
 mod raw;
 
 mod connect;
-mod qos;
-mod will;
-mod sessions;
-mod retained;
-mod properties;
 mod limits;
+mod properties;
+mod qos;
+mod retained;
+mod sessions;
 mod shared;
 mod topics;
 mod violations;
+mod will;

@@ -79,7 +79,7 @@ async fn v4_messages_of_one_publisher_keep_their_order() {
     let broker = Broker::single().await;
     let mut sub = C4::connect(v4_options(&broker, "ord-sub")).await;
     sub.subscribe("ord/+", Q4::ExactlyOnce).await;
-    let mut publisher = C4::connect(v4_options(&broker, "ord-pub")).await;
+    let publisher = C4::connect(v4_options(&broker, "ord-pub")).await;
     for qos in [Q4::AtLeastOnce, Q4::ExactlyOnce] {
         for i in 0..20 {
             publisher
