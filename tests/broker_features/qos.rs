@@ -13,7 +13,7 @@ use rumqttc::v5::mqttbytes::QoS as Q5;
 
 use crate::broker_support::Broker;
 use crate::client::{C4, C5, QUIET, skip_on_mosquitto, v4_options, v5_options};
-use crate::raw::{Raw, Recv, connect_packet, pid, publish};
+use crate::raw::{Raw, Recv, connect_packet, encode, pid, publish};
 
 /// Every QoS of message to every QoS of subscription, checking each packet of both flows:
 /// the publisher's (PUBACK; PUBREC, PUBREL, PUBCOMP) and the subscriber's.
@@ -466,4 +466,51 @@ async fn v4_pubrel_from_a_reconnecting_publisher_completes_the_flow() {
 #[tokio::test]
 async fn v5_pubrel_from_a_reconnecting_publisher_completes_the_flow() {
     pubrel_from_a_reconnecting_publisher(Protocol::V5).await;
+}
+
+/// A PUBACK followed at once by DISCONNECT (in one TCP segment): the message was
+/// acknowledged and must not come back when the session resumes. Repeated to catch a
+/// broker that lets the DISCONNECT overtake the acknowledgement.
+async fn ack_then_disconnect_is_final(protocol: Protocol) {
+    let broker = Broker::single().await;
+    let addr = broker.addr(0);
+    let tag = format!("atd{}", protocol.level());
+    let topic = format!("{tag}/t");
+    let (mut sub, _) = Raw::connect(&addr, persistent(protocol, &format!("{tag}-sub"))).await;
+    sub.subscribe(&topic, QoS::AtLeastOnce).await;
+    let mut publisher = Raw::connect_simple(&addr, protocol, &format!("{tag}-pub")).await;
+    for round in 0..5 {
+        let payload = format!("round {round}");
+        publisher
+            .publish_complete(publish(&topic, QoS::AtLeastOnce, 0, payload.as_bytes()))
+            .await;
+        let got = sub.expect_publish().await;
+        assert_eq!(got.payload.as_ref(), payload.as_bytes());
+        let id = got.packet_id.expect("packet id");
+        let mut bytes = encode(protocol, &Packet::PubAck(Ack::new(id)));
+        bytes.extend(encode(
+            protocol,
+            &Packet::Disconnect(raftmq::mqtt::Disconnect::default()),
+        ));
+        sub.write_bytes(&bytes)
+            .await
+            .expect("PUBACK and DISCONNECT");
+        assert_eq!(sub.expect_closed("after DISCONNECT").await, None);
+
+        let (again, ack) = Raw::connect(&addr, persistent(protocol, &format!("{tag}-sub"))).await;
+        assert!(ack.session_present);
+        sub = again;
+        sub.expect_silence(QUIET, &format!("{payload} was acknowledged"))
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn v4_a_puback_right_before_disconnect_is_final() {
+    ack_then_disconnect_is_final(Protocol::V311).await;
+}
+
+#[tokio::test]
+async fn v5_a_puback_right_before_disconnect_is_final() {
+    ack_then_disconnect_is_final(Protocol::V5).await;
 }
