@@ -259,7 +259,15 @@ impl Session {
 
     /// Call after a run of input: proposes the acks gathered meanwhile as one command.
     pub fn flush(&mut self, actions: &mut Vec<Action>) {
-        if self.closed || self.acked.is_empty() {
+        if !self.closed {
+            self.propose_acks(actions);
+        }
+    }
+
+    /// Proposes the gathered acks, also on the way out: an acknowledgement the client sent
+    /// right before DISCONNECT is final, and its message must not be resent.
+    fn propose_acks(&mut self, actions: &mut Vec<Action>) {
+        if self.acked.is_empty() {
             return;
         }
         let packet_ids = std::mem::take(&mut self.acked);
@@ -346,6 +354,7 @@ impl Session {
         if self.closed {
             return;
         }
+        self.propose_acks(actions);
         self.closed = true;
         actions.push(Action::Close(SessionEnd::Disconnect {
             publish_will: true,
@@ -365,6 +374,7 @@ impl Session {
         if self.session_expiry == 0 && session_expiry.is_some_and(|s| s > 0) {
             return self.protocol_error(ReasonCode::ProtocolError, actions);
         }
+        self.propose_acks(actions);
         self.closed = true;
         actions.push(Action::Close(SessionEnd::Disconnect {
             publish_will: disconnect.reason == ReasonCode::DisconnectWithWillMessage,
@@ -377,6 +387,7 @@ impl Session {
         if self.closed {
             return;
         }
+        self.propose_acks(actions);
         self.send_disconnect(reason);
         self.closed = true;
         actions.push(Action::Close(SessionEnd::Disconnect {

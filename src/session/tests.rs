@@ -507,3 +507,30 @@ fn a_second_connect_is_a_protocol_error() {
     assert!(sent(&mut s).is_empty(), "3.1.1 closes without a packet");
     assert!(matches!(actions.as_slice(), [Action::Close(_)]));
 }
+
+#[test]
+fn acks_gathered_before_disconnect_are_proposed_before_the_session_closes() {
+    let mut s = session(Protocol::V5, Some(60), Limits::default());
+    s.deliver_queued(queued(7, false, Stage::AwaitingAck), 0);
+    sent(&mut s);
+    let mut actions = Vec::new();
+    s.packet(Packet::PubRec(Ack::new(id(7))), 0, &mut actions);
+    actions.clear();
+    s.deliver_queued(queued(8, false, Stage::AwaitingAck), 0);
+    let mut one = queued(8, false, Stage::AwaitingAck);
+    one.entry.qos = 1;
+    s.deliver_queued(one, 0);
+    s.packet(Packet::PubAck(Ack::new(id(8))), 0, &mut actions);
+    s.packet(
+        Packet::Disconnect(crate::mqtt::Disconnect::new(ReasonCode::Success)),
+        0,
+        &mut actions,
+    );
+    assert!(
+        matches!(&actions[..], [
+        Action::Propose(Command::Ack { packet_ids, .. }, Awaiting::Acks),
+        Action::Close(SessionEnd::Disconnect { publish_will: false, .. }),
+    ] if packet_ids == &[8]),
+        "{actions:?}"
+    );
+}
