@@ -34,6 +34,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a proposal may take before the connection gives up on it (its outcome is then
 /// unknown, DESIGN §3 rule 1).
 const PROPOSAL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a CONNECT waits for this node's old connection of the same client to end.
+const TAKEOVER_GRACE: Duration = Duration::from_millis(300);
+/// How long the end of a connection waits for its `Disconnect` to commit before closing
+/// the socket anyway.
+const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Room made in the read buffer when it runs low: one read takes what fits.
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -82,6 +87,14 @@ where
     if !shared.is_ready() {
         let _ = refuse(&mut writer, plan.protocol, ReasonCode::ServerUnavailable).await;
         return;
+    }
+    // A client that reconnects right after DISCONNECT (without waiting for the close) can
+    // overtake its own DISCONNECT, still unread on the old connection here: give that
+    // connection a moment to end its session first. A live old connection (a real
+    // takeover) just costs the new one this wait.
+    let deadline = Instant::now() + TAKEOVER_GRACE;
+    while shared.registry.epoch_of(&plan.command.client_id).is_some() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let conn = shared.next_connection();
     let (tx, events) = mpsc::unbounded_channel();
@@ -137,19 +150,6 @@ where
         )
         .await;
     shared.registry.forget(&client_id, conn);
-    if let Some(SessionEnd::Disconnect {
-        publish_will,
-        session_expiry,
-    }) = connection.end
-    {
-        shared.propose_disconnect(Disconnect {
-            client_id,
-            epoch,
-            publish_will,
-            session_expiry,
-            now: now(),
-        });
-    }
 }
 
 /// Reads until a whole CONNECT is decoded; answers a bad first packet as the codec says.
@@ -252,8 +252,9 @@ impl Connection {
                     self.execute(session, &mut actions).await;
                 }
             }
-            if self.end.is_some() {
+            if let Some(end) = self.end {
                 let _ = writer.flush().await;
+                self.end_session(session, end).await;
                 let _ = writer.shutdown().await;
                 return;
             }
@@ -302,6 +303,38 @@ impl Connection {
                     );
                 }
             }
+        }
+    }
+
+    /// Ends the session's connection in the log before the socket closes: a client that
+    /// reconnects once it sees the close finds its transient session ended and its will
+    /// settled, not a session still held by this connection.
+    async fn end_session(&mut self, session: &Session, end: SessionEnd) {
+        let SessionEnd::Disconnect {
+            publish_will,
+            session_expiry,
+        } = end
+        else {
+            return;
+        };
+        let command = Command::Disconnect(Disconnect {
+            client_id: session.client_id().to_owned(),
+            epoch: session.epoch(),
+            publish_will,
+            session_expiry,
+            now: now(),
+        });
+        let result = match self.shared.cluster.proposer().submit(command).await {
+            Ok(pending) => tokio::time::timeout(DISCONNECT_TIMEOUT, pending)
+                .await
+                .unwrap_or_else(|_| Err(ProposeError::Unknown("timed out".into()))),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            tracing::info!(
+                client = session.client_id(),
+                "DISCONNECT not committed: {e}"
+            );
         }
     }
 
