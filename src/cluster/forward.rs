@@ -20,7 +20,9 @@ use super::proposer::ProposeError;
 use super::proto::{self, pb};
 use super::types::TypeConfig;
 
-type Reply = oneshot::Sender<Result<BatchOutcome, ProposeError>>;
+/// A batch's outcome and the log index of its entry.
+pub(crate) type Applied = Result<(BatchOutcome, u64), ProposeError>;
+type Reply = oneshot::Sender<Applied>;
 
 /// Batches a follower may have in flight on its stream before the next one waits.
 const STREAM_DEPTH: usize = 64;
@@ -50,7 +52,7 @@ impl Forwarder {
         network: &ClusterNetwork,
         addr: &str,
         batch: &CommandBatch,
-    ) -> Result<oneshot::Receiver<Result<BatchOutcome, ProposeError>>, ProposeError> {
+    ) -> Result<oneshot::Receiver<Applied>, ProposeError> {
         let bytes =
             proto::encode("batch", batch).map_err(|e| ProposeError::Unknown(e.to_string()))?;
         let usable = {
@@ -125,7 +127,7 @@ async fn read_replies(
                 let Some(waiting) = lock(&pending).remove(&reply.seq) else {
                     continue;
                 };
-                let _ = waiting.send(outcome_of(reply.result));
+                let _ = waiting.send(outcome_of(reply.result).map(|o| (o, reply.index)));
             }
             Ok(None) => break format!("the leader at {addr} closed the stream"),
             Err(status) => break format!("stream to the leader at {addr}: {}", status.message()),
@@ -161,6 +163,7 @@ pub(crate) fn serve(
             let reply = |result| {
                 Ok(pb::ForwardedOutcome {
                     seq,
+                    index: 0,
                     result: Some(result),
                 })
             };
@@ -189,9 +192,13 @@ pub(crate) fn serve(
                 Ok(outcome) => {
                     let tx = tx.clone();
                     tokio::spawn(async move {
+                        let mut index = 0;
                         let result = match outcome.await {
                             Ok(Ok(response)) => match proto::encode("outcome", &response.data) {
-                                Ok(bytes) => R::Outcome(bytes.into()),
+                                Ok(bytes) => {
+                                    index = response.log_id.index;
+                                    R::Outcome(bytes.into())
+                                }
                                 Err(e) => R::Unknown(e.to_string()),
                             },
                             Ok(Err(e)) => R::Unknown(e.to_string()),
@@ -200,6 +207,7 @@ pub(crate) fn serve(
                         let _ = tx
                             .send(Ok(pb::ForwardedOutcome {
                                 seq,
+                                index,
                                 result: Some(result),
                             }))
                             .await;

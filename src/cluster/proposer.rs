@@ -19,7 +19,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::command::{BatchOutcome, Command, CommandBatch, Outcome};
-use super::forward::{Appended, Forwarder, append};
+use super::forward::{Appended, Applied, Forwarder, append};
 use super::network::ClusterNetwork;
 use super::types::{NodeId, TypeConfig};
 
@@ -201,8 +201,8 @@ fn answer(
 enum Submitted {
     /// Appended on this node, the leader.
     Local(Appended),
-    /// Sent on the stream to the leader.
-    Forwarded(oneshot::Receiver<Result<BatchOutcome, ProposeError>>),
+    /// Sent on the stream to the leader; this node's Raft, to wait for the local apply.
+    Forwarded(oneshot::Receiver<Applied>, openraft::Raft<TypeConfig>),
 }
 
 impl Submitted {
@@ -215,9 +215,18 @@ impl Submitted {
                 Ok(Err(e)) => Err(ProposeError::Unknown(e.to_string())),
                 Err(_) => Err(ProposeError::Unknown("Raft stopped".into())),
             },
-            Submitted::Forwarded(rx) => rx
-                .await
-                .unwrap_or_else(|_| Err(ProposeError::Unknown("forwarding stopped".into()))),
+            Submitted::Forwarded(rx, raft) => {
+                let (outcome, index) = rx
+                    .await
+                    .unwrap_or_else(|_| Err(ProposeError::Unknown("forwarding stopped".into())))?;
+                // The caller reads this node's state next (a resend's messages, promoted
+                // entries): it must hold the command's effects, as the leader's did.
+                raft.wait(None)
+                    .applied_index_at_least(Some(index), "a forwarded batch applied here")
+                    .await
+                    .map_err(|e| ProposeError::Unknown(format!("not applied here: {e}")))?;
+                Ok(outcome)
+            }
         }
     }
 }
@@ -277,7 +286,7 @@ impl BatchWriter {
         forwarder
             .submit(&self.network, &addr, &batch)
             .await
-            .map(Submitted::Forwarded)
+            .map(|rx| Submitted::Forwarded(rx, self.raft.clone()))
     }
 
     /// Appends the batch on this node, which believed itself leader.

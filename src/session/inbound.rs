@@ -27,7 +27,9 @@ impl Session {
         if let Some(id) = id {
             let known = self.inbound.get(&id.get()).copied();
             let conflict = match (publish.qos, known) {
-                (QoS::AtLeastOnce, Some(state)) => state != Inbound::Qos1,
+                (QoS::AtLeastOnce, Some(state)) => {
+                    !matches!(state, Inbound::Qos1 | Inbound::Qos2Releasing)
+                }
                 (QoS::ExactlyOnce, Some(Inbound::Qos1)) => true,
                 _ => false,
             };
@@ -140,6 +142,7 @@ impl Session {
         }
         // Sent to the cluster even when this connection does not know the id: the PUBREC
         // may have come from a connection on another node (DESIGN §3 rule 4).
+        self.inbound.insert(id.get(), Inbound::Qos2Releasing);
         actions.push(Action::Propose(
             Command::Release {
                 client_id: self.client_id.clone(),
@@ -228,7 +231,9 @@ impl Session {
         let Outcome::Released { known } = outcome else {
             return self.unexpected(outcome);
         };
-        self.inbound.remove(&id.get());
+        if self.inbound.get(&id.get()) == Some(&Inbound::Qos2Releasing) {
+            self.inbound.remove(&id.get());
+        }
         let reason = if *known {
             ReasonCode::Success
         } else {

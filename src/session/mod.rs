@@ -118,6 +118,9 @@ enum Inbound {
     Qos2Proposed,
     /// QoS 2, PUBREC sent: waiting for PUBREL.
     Qos2Received,
+    /// QoS 2, PUBREL received: `Release` proposed, PUBCOMP not yet sent. A PUBLISH with
+    /// this id now is a new message (clients reuse ids early), never a resend.
+    Qos2Releasing,
     /// QoS 2 refused locally (not authorized): PUBREL is answered without the cluster.
     Qos2Refused,
 }

@@ -534,3 +534,30 @@ fn acks_gathered_before_disconnect_are_proposed_before_the_session_closes() {
         "{actions:?}"
     );
 }
+
+#[test]
+fn a_publish_reusing_an_id_whose_release_is_pending_is_a_new_message() {
+    let mut s = session(Protocol::V311, Some(60), Limits::default());
+    let mut actions = Vec::new();
+    s.packet(
+        Packet::Publish(publish(QoS::ExactlyOnce, Some(4), "a")),
+        0,
+        &mut actions,
+    );
+    let (_, awaiting) = proposals(&mut actions).pop().expect("proposed");
+    s.outcome(awaiting, published(1), &mut actions);
+    s.packet(Packet::PubRel(Ack::new(id(4))), 0, &mut actions);
+    s.packet(
+        Packet::Publish(publish(QoS::ExactlyOnce, Some(4), "b")),
+        0,
+        &mut actions,
+    );
+    let proposed = proposals(&mut actions);
+    assert!(
+        matches!(&proposed[..], [
+        (Command::Release { packet_id: 4, .. }, _),
+        (Command::Publish(p), Awaiting::PubRec(_)),
+    ] if p.message.topic == "b"),
+        "{proposed:?}"
+    );
+}
