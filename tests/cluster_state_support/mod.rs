@@ -275,3 +275,47 @@ pub fn epoch(outcome: &Outcome) -> u64 {
 pub async fn connect(node: &mut Node, connect: Connect) -> u64 {
     epoch(&node.one(Command::Connect(connect)).await)
 }
+
+// Helpers of the delivery and routing tests.
+
+/// A persistent session `client` on `node`, subscribed to `filters`; returns its epoch.
+pub async fn subscriber(
+    node: &mut Node,
+    connect: Connect,
+    filters: &[(&str, SubscriptionOptions)],
+) -> u64 {
+    let client_id = connect.client_id.clone();
+    let epoch = self::connect(node, connect).await;
+    let outcome = node.one(subscribe(&client_id, epoch, filters)).await;
+    assert!(matches!(outcome, Outcome::Subscribed { .. }), "{outcome:?}");
+    epoch
+}
+
+pub fn published(outcome: Outcome) -> (bool, u32, Vec<raftmq::cluster::command::Delivery>) {
+    match outcome {
+        Outcome::Published {
+            duplicate,
+            matched,
+            deliveries,
+        } => (duplicate, matched, deliveries),
+        other => panic!("expected Published, got {other:?}"),
+    }
+}
+
+pub fn packet_ids(entries: &[raftmq::cluster::command::OutboundEntry]) -> Vec<u16> {
+    entries.iter().map(|entry| entry.packet_id).collect()
+}
+
+pub fn payload(node: &Node, entry: &raftmq::cluster::command::OutboundEntry) -> String {
+    let id = entry.message_id.expect("entry holds its message");
+    let stored = node.reader().message(id).unwrap().expect("message stored");
+    String::from_utf8(stored.message.payload.to_vec()).unwrap()
+}
+
+pub fn with_window(client_id: &str, receive_maximum: u16, max_queue: u32) -> Connect {
+    Connect {
+        receive_maximum,
+        max_queue,
+        ..persistent(client_id, 1)
+    }
+}
