@@ -20,10 +20,9 @@ use crate::cluster::clock::now;
 use crate::cluster::command::{Command, Delivery, Disconnect, OutboundEntry, Outcome};
 use crate::cluster::proposer::{PendingOutcome, ProposeError};
 use crate::cluster::state::BrokerReader;
-use crate::mqtt::{Codec, ConnAck, Packet, Protocol, ReasonCode, Response};
+use crate::mqtt::{Codec, Packet, Protocol, ReasonCode, Response};
 use crate::session::{
-    Action, Awaiting, ConnectPlan, DirectMessage, QueuedMessage, Session, SessionEnd,
-    accept_connect,
+    Action, Awaiting, DirectMessage, QueuedMessage, Refusal, Session, SessionEnd, accept_connect,
 };
 
 use super::Shared;
@@ -138,16 +137,7 @@ where
     let mut actions = Vec::new();
     connection.fetch(&mut session, resend, &mut actions);
     connection
-        .run(
-            &mut session,
-            &plan,
-            reader,
-            writer,
-            codec,
-            buf,
-            events,
-            actions,
-        )
+        .run(&mut session, reader, writer, codec, buf, events, actions)
         .await;
     shared.registry.forget(&client_id, conn);
 }
@@ -187,12 +177,8 @@ async fn refuse<W: AsyncWrite + Unpin>(
     protocol: Protocol,
     reason: ReasonCode,
 ) -> std::io::Result<()> {
-    let ack = ConnAck {
-        session_present: false,
-        reason,
-        properties: Default::default(),
-    };
-    write_packet(writer, protocol, Packet::ConnAck(ack)).await
+    let refusal = Refusal { protocol, reason };
+    write_packet(writer, protocol, Packet::ConnAck(refusal.connack())).await
 }
 
 async fn write_packet<W: AsyncWrite + Unpin>(
@@ -217,11 +203,12 @@ struct Connection {
 }
 
 impl Connection {
+    // The halves of the stream, the codec, its buffer and the event channel all move in
+    // from `serve`; bundling them in a struct would only rename them.
     #[allow(clippy::too_many_arguments)]
     async fn run<R, W>(
         &mut self,
         session: &mut Session,
-        plan: &ConnectPlan,
         mut reader: R,
         mut writer: W,
         mut codec: Codec,
@@ -232,7 +219,6 @@ impl Connection {
         R: AsyncRead + Unpin,
         W: AsyncWrite + Unpin,
     {
-        let _ = plan;
         let keep_alive = session.keep_alive_timeout_ms().map(Duration::from_millis);
         let mut silent_until = keep_alive.map(|k| Instant::now() + k);
         // Bytes already buffered after the CONNECT.
