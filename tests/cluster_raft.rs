@@ -290,6 +290,14 @@ async fn a_cluster_formed_from_the_cli_applies_the_same_commands_in_the_same_ord
     ]);
     assert!(json.contains(&format!("\"node_id\":{node2},")), "{json}");
     assert!(json.contains("\"state_digest\":"), "{json}");
+    // The committed index is reported, and nothing is applied before it is committed.
+    let status = cluster.status(2).await.unwrap();
+    let (committed, applied) = (status.committed.unwrap(), status.applied.unwrap());
+    assert!(
+        committed >= applied,
+        "committed {committed} < applied {applied}"
+    );
+    assert!(json.contains("\"committed\":"), "{json}");
     assert_eq!(json.matches("\"voter\":true").count(), 3, "{json}");
     let table = cli(&[
         "cluster",

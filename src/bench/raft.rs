@@ -32,16 +32,38 @@ pub struct RaftBenchArgs {
     /// The raftmq binary to start nodes from [default: this one].
     #[arg(long)]
     pub binary: Option<PathBuf>,
+    /// The command every proposal carries.
+    #[arg(long, value_enum, default_value = "publish")]
+    pub workload: Workload,
     /// Print each run as one JSON object per line.
     #[arg(long)]
     pub json: bool,
 }
 
-/// The command each proposal carries: a retained QoS 1 publish of 64 bytes, one topic per
-/// proposer (so the state stays bounded), published by the broker itself. It takes the
-/// whole path: forwarding, batching, replication, fsync, and an apply that stores a
-/// message and replaces a retained one.
-fn command(proposer: usize, seq: u64) -> Command {
+/// What each proposal carries.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workload {
+    /// A QoS 1 publish of 64 bytes that no persistent session subscribes to: the path of
+    /// every QoS 1 PUBLISH a client sends (forwarding, group commit, replication, fsync on
+    /// every node, apply with its subscription lookup), with no state written by apply.
+    Publish,
+    /// The same publish, retained: apply also stores the message and replaces the topic's
+    /// previous retained one (about five writes to the state tree per command).
+    Retained,
+}
+
+impl Workload {
+    fn name(self) -> &'static str {
+        match self {
+            Workload::Publish => "publish",
+            Workload::Retained => "retained",
+        }
+    }
+}
+
+/// The command proposer `proposer` sends as its `seq`th: one topic per proposer, so the
+/// state stays bounded, published by the broker itself.
+fn command(workload: Workload, proposer: usize, seq: u64) -> Command {
     let now = crate::cluster::clock::now();
     let mut payload = [0u8; 64];
     payload[..8].copy_from_slice(&seq.to_be_bytes());
@@ -52,7 +74,7 @@ fn command(proposer: usize, seq: u64) -> Command {
             format!("bench/{proposer}"),
             bytes::Bytes::copy_from_slice(&payload),
             1,
-            true,
+            workload == Workload::Retained,
         ),
         now,
     })
@@ -99,13 +121,20 @@ pub async fn run(args: &RaftBenchArgs) -> anyhow::Result<()> {
         args.connect.clone()
     };
     if !args.json {
+        println!("workload: {}", args.workload.name());
         println!(
             "{:>10} {:>12} {:>8} {:>9} {:>9} {:>9} {:>9}",
             "proposers", "commands/s", "failed", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms"
         );
     }
     for &proposers in &args.proposers {
-        let run = one_run(&targets, proposers, Duration::from_secs(args.duration)).await?;
+        let run = one_run(
+            &targets,
+            args.workload,
+            proposers,
+            Duration::from_secs(args.duration),
+        )
+        .await?;
         let mut sorted = run.latencies_us.clone();
         sorted.sort_unstable();
         let rate = run.committed as f64 / run.elapsed.as_secs_f64();
@@ -117,8 +146,11 @@ pub async fn run(args: &RaftBenchArgs) -> anyhow::Result<()> {
         );
         if args.json {
             println!(
-                "{{\"proposers\":{},\"commands_per_sec\":{rate:.0},\"committed\":{},\"failed\":{},\"p50_ms\":{p50:.3},\"p90_ms\":{p90:.3},\"p99_ms\":{p99:.3},\"p999_ms\":{p999:.3}}}",
-                run.proposers, run.committed, run.failed
+                "{{\"workload\":\"{}\",\"proposers\":{},\"commands_per_sec\":{rate:.0},\"committed\":{},\"failed\":{},\"p50_ms\":{p50:.3},\"p90_ms\":{p90:.3},\"p99_ms\":{p99:.3},\"p999_ms\":{p999:.3}}}",
+                args.workload.name(),
+                run.proposers,
+                run.committed,
+                run.failed
             );
         } else {
             println!(
@@ -130,7 +162,12 @@ pub async fn run(args: &RaftBenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn one_run(targets: &[String], proposers: usize, duration: Duration) -> anyhow::Result<Run> {
+async fn one_run(
+    targets: &[String],
+    workload: Workload,
+    proposers: usize,
+    duration: Duration,
+) -> anyhow::Result<Run> {
     let network = ClusterNetwork::default();
     let results = Arc::new(Mutex::new((0u64, 0u64, Vec::new())));
     let started = Instant::now();
@@ -144,10 +181,11 @@ async fn one_run(targets: &[String], proposers: usize, duration: Duration) -> an
             let mut seq = 0u64;
             while Instant::now() < deadline {
                 seq += 1;
-                let batch = match proto::encode("batch", &CommandBatch(vec![command(p, seq)])) {
-                    Ok(bytes) => bytes,
-                    Err(_) => break,
-                };
+                let batch =
+                    match proto::encode("batch", &CommandBatch(vec![command(workload, p, seq)])) {
+                        Ok(bytes) => bytes,
+                        Err(_) => break,
+                    };
                 let sent = Instant::now();
                 let mut request = tonic::Request::new(pb::ProposeRequest {
                     batch: batch.into(),

@@ -78,13 +78,14 @@ fn opt(value: Option<u64>) -> String {
 /// The status as a table for people.
 pub fn format_status(s: &pb::StatusResponse) -> String {
     let mut out = format!(
-        "node      {}\naddress   {}\nrole      {}\nterm      {}\nleader    {}\nlast log  {}\napplied   {}\nsnapshot  {}\ndigest    {:08x}\nmembers\n",
+        "node      {}\naddress   {}\nrole      {}\nterm      {}\nleader    {}\nlast log  {}\ncommitted {}\napplied   {}\nsnapshot  {}\ndigest    {:08x}\nmembers\n",
         s.node_id,
         s.addr,
         s.role,
         s.term,
         opt(s.leader),
         opt(s.last_log_index),
+        opt(s.committed),
         opt(s.applied),
         opt(s.snapshot_index),
         s.state_digest
@@ -114,13 +115,14 @@ pub fn status_json(s: &pb::StatusResponse) -> String {
         })
         .collect();
     format!(
-        "{{\"node_id\":{},\"addr\":{:?},\"role\":{:?},\"term\":{},\"leader\":{},\"last_log_index\":{},\"applied\":{},\"snapshot_index\":{},\"state_digest\":{},\"members\":[{}]}}",
+        "{{\"node_id\":{},\"addr\":{:?},\"role\":{:?},\"term\":{},\"leader\":{},\"last_log_index\":{},\"committed\":{},\"applied\":{},\"snapshot_index\":{},\"state_digest\":{},\"members\":[{}]}}",
         s.node_id,
         s.addr,
         s.role,
         s.term,
         json_opt(s.leader),
         json_opt(s.last_log_index),
+        json_opt(s.committed),
         json_opt(s.applied),
         json_opt(s.snapshot_index),
         s.state_digest,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::{BasicNode, ChangeMembers, Raft, ServerState, SnapshotPolicy};
-use raftmq_storage::{StateReader, Storage, StoreError};
+use raftmq_storage::{LogStore, StateReader, Storage, StoreError};
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
@@ -66,6 +66,8 @@ pub(crate) struct NodeInner {
     pub(crate) writer: BatchWriter,
     pub(crate) network: ClusterNetwork,
     pub(crate) reader: StateReader,
+    /// The log store, read for the committed index in status.
+    pub(crate) log: LogStore<TypeConfig>,
     pub(crate) qos0: broadcast::Sender<bytes::Bytes>,
 }
 
@@ -186,7 +188,7 @@ impl Node {
             id,
             Arc::new(raft_config),
             network.clone(),
-            log_store,
+            log_store.clone(),
             state_machine,
         )
         .await
@@ -215,6 +217,7 @@ impl Node {
             writer,
             network,
             reader,
+            log: log_store.clone(),
             qos0,
         });
         let (stop, mut stopped) = watch::channel(false);

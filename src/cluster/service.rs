@@ -193,7 +193,11 @@ impl pb::cluster_server::Cluster for ClusterService {
             term: metrics.current_term,
             leader: metrics.current_leader,
             last_log_index: metrics.last_log_index,
-            committed: None,
+            committed: self
+                .node
+                .log
+                .committed_index()
+                .map_err(|e| Status::internal(e.to_string()))?,
             applied: metrics.last_applied.map(|id| id.index),
             snapshot_index: metrics.snapshot.map(|id| id.index),
             members: self.node.members(),

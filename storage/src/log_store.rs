@@ -81,6 +81,15 @@ impl<C: LogTypeConfig> LogStore<C> {
         Ok(())
     }
 
+    /// The committed index this node last recorded (for status pages; openraft keeps the
+    /// authoritative one in memory, and this one may trail it by the last few entries).
+    pub fn committed_index(&self) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .read_meta::<Option<LogId<u64>>>(COMMITTED_KEY)?
+            .flatten()
+            .map(|id| id.index))
+    }
+
     async fn flush(&self) -> Result<(), StoreError> {
         self.db.flush_async().await?;
         Ok(())
