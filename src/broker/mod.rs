@@ -93,11 +93,13 @@ impl Shared {
 pub struct Broker {
     shared: Arc<Shared>,
     accept: JoinHandle<()>,
+    recovery: JoinHandle<()>,
     local_addr: SocketAddr,
 }
 
 impl Broker {
-    /// Takes this node's sessions from before a restart offline, then listens.
+    /// Listens, and takes this node's sessions from before a restart offline in the
+    /// background; clients are accepted as sessions once that is done.
     /// `orphans` is the receiver [`Registry::new`] returned.
     pub async fn start(
         config: BrokerConfig,
@@ -128,13 +130,23 @@ impl Broker {
         });
         tokio::spawn(qos0::receive(cluster.clone(), registry));
         tokio::spawn(settle_orphans(shared.clone(), orphans));
-        recover(&shared).await;
-        shared.ready.store(true, Ordering::Release);
+        // Listening at once: until recovery is done every CONNECT is refused with "server
+        // unavailable" (the connection checks `is_ready`), so a client is told rather than
+        // left waiting, and no session is created here before this node's old ones end.
         let accept = tokio::spawn(accept(listener, shared.clone()));
         tracing::info!(listen = %local_addr, "MQTT listener accepting");
+        let recovery = tokio::spawn({
+            let shared = shared.clone();
+            async move {
+                recover(&shared).await;
+                shared.ready.store(true, Ordering::Release);
+                tracing::info!("start-up recovery done: accepting sessions");
+            }
+        });
         Ok(Broker {
             shared,
             accept,
+            recovery,
             local_addr,
         })
     }
@@ -151,6 +163,7 @@ impl Broker {
     /// and gives the connections `grace` to end their sessions in the log.
     pub async fn shutdown(self, grace: Duration) {
         self.accept.abort();
+        self.recovery.abort();
         self.shared.ready.store(false, Ordering::Release);
         self.shared.registry.shutdown_all();
         let deadline = tokio::time::Instant::now() + grace;
@@ -179,7 +192,7 @@ async fn accept(listener: TcpListener, shared: Arc<Shared>) {
 }
 
 /// Takes the sessions this node owned before it started offline (their connections died
-/// with the old process): `NodeDown` for this node, before any client is accepted, so
+/// with the old process): `NodeDown` for this node, before any CONNECT is accepted, so
 /// it cannot catch a new connection. Waits for a leader as long as it takes.
 async fn recover(shared: &Shared) {
     let me = shared.cluster.id();

@@ -12,6 +12,8 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::client::{Client, Ev, Opts, Proto};
+use raftmq::local_cluster::LocalCluster;
+
 use crate::{serving_cluster, unique};
 
 /// Messages in the flow that the kill interrupts.
@@ -195,6 +197,12 @@ async fn survivor_refuses_connect(proto: Proto, survivor_is_leader: bool, test: 
             cluster.kill(i).expect("SIGKILL a node");
         }
     }
+    expect_refusal(&cluster, survivor, proto, &prefix).await;
+}
+
+/// Connects to node `node` until it refuses: with 3.1.1 return code 3 or 5.0 reason 0x88
+/// (Server unavailable). A CONNACK accepting the connection fails the test.
+async fn expect_refusal(cluster: &LocalCluster, node: usize, proto: Proto, prefix: &str) {
     let expected = match proto {
         Proto::V4 => 3,
         Proto::V5 => 0x88,
@@ -204,7 +212,7 @@ async fn survivor_refuses_connect(proto: Proto, survivor_is_leader: bool, test: 
     loop {
         let mut client = Client::start(
             Opts::new(&format!("{prefix}-{}", attempts.len()), proto),
-            &cluster.nodes[survivor].mqtt_addr,
+            &cluster.nodes[node].mqtt_addr,
         );
         // rumqttc gives up on a connection without CONNACK after 5 s.
         match client.next_within(Duration::from_secs(7)).await {
@@ -216,13 +224,13 @@ async fn survivor_refuses_connect(proto: Proto, survivor_is_leader: bool, test: 
                 return;
             }
             Some(Ev::ConnAck { .. }) => {
-                panic!("{proto:?}: node {survivor} accepted a CONNECT without a quorum")
+                panic!("{proto:?}: node {node} accepted a CONNECT without a quorum")
             }
             other => attempts.push(other),
         }
         assert!(
             Instant::now() < deadline,
-            "{proto:?}: node {survivor} did not refuse a CONNECT within {REFUSAL_DEADLINE:?}: \
+            "{proto:?}: node {node} did not refuse a CONNECT within {REFUSAL_DEADLINE:?}: \
              {attempts:?}"
         );
         // Between attempts.
@@ -238,4 +246,19 @@ async fn a_follower_without_quorum_refuses_connect_v311() {
 #[tokio::test]
 async fn a_leader_without_quorum_refuses_connect_v5() {
     survivor_refuses_connect(Proto::V5, true, "no-quorum-leader").await;
+}
+
+/// A node restarted while the rest of the cluster is down cannot take its old sessions
+/// offline (start-up recovery needs a quorum): it still listens, and refuses every CONNECT
+/// rather than leaving clients waiting for a CONNACK.
+#[tokio::test]
+async fn a_node_restarted_without_quorum_refuses_connect_v5() {
+    let mut cluster = serving_cluster().await;
+    let prefix = unique("no-quorum-restart");
+    for i in 0..3 {
+        cluster.kill(i).expect("SIGKILL a node");
+    }
+    cluster.restart(0).expect("restart node 0");
+    crate::broker_support::wait_for_port(&cluster.nodes[0].mqtt_addr, Duration::from_secs(30));
+    expect_refusal(&cluster, 0, Proto::V5, &prefix).await;
 }

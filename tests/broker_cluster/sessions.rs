@@ -94,9 +94,7 @@ async fn session_takeover_across_nodes() {
     let cluster = serving_cluster().await;
     let prefix = unique("takeover");
 
-    // 5.0: the old connection is told why. The broker may send the DISCONNECT without a
-    // property length (remaining length 1), which rumqttc cannot read: a bare connection
-    // reads it.
+    // 5.0: the old connection is told why; a bare connection reads exactly what was sent.
     let id = format!("{prefix}-v5");
     let (mut old, connack) = RawV5::connect(&cluster.nodes[0].mqtt_addr, &id).await;
     assert_eq!(connack.reason, ReasonCode::Success, "first connection");

@@ -2,6 +2,11 @@
 //! of raftmq node processes, or — with `RAFTMQ_TEST_BROKER=mosquitto` — Mosquitto, the
 //! reference broker, to check that a test's expectations are the spec's and not ours.
 //!
+//! The `broker_features_cluster` test target runs the feature tests on a 3-node cluster
+//! instead of a single node (also chosen with `RAFTMQ_TEST_BROKER=cluster`): each client a
+//! test connects goes to the next node in turn, so publishers and subscribers sit on
+//! different nodes and a client that reconnects comes back through another node.
+//!
 //! Each test file that uses it declares `mod broker_support;`; not every file uses every
 //! helper.
 #![allow(dead_code)]
@@ -32,9 +37,23 @@ pub(crate) fn testing_mosquitto() -> bool {
     std::env::var("RAFTMQ_TEST_BROKER").is_ok_and(|v| v == "mosquitto")
 }
 
+/// Whether `Broker::single` starts a 3-node cluster and spreads clients over it.
+pub(crate) fn testing_cluster() -> bool {
+    env!("CARGO_CRATE_NAME") == "broker_features_cluster"
+        || std::env::var("RAFTMQ_TEST_BROKER").is_ok_and(|v| v == "cluster")
+}
+
+/// Nodes of the cluster a feature test runs on in cluster mode.
+pub(crate) const FEATURE_CLUSTER_SIZE: usize = 3;
+
 /// One broker reachable on loopback.
 pub(crate) enum Broker {
     Raftmq(LocalCluster),
+    /// A cluster standing in for one broker: every `addr` call names the next node.
+    Spread {
+        cluster: LocalCluster,
+        next: std::sync::atomic::AtomicUsize,
+    },
     Mosquitto {
         child: Child,
         port: u16,
@@ -53,6 +72,12 @@ impl Broker {
     pub(crate) async fn single_with(args: &[&str]) -> Broker {
         if testing_mosquitto() {
             return Broker::mosquitto();
+        }
+        if testing_cluster() {
+            return Broker::Spread {
+                cluster: cluster_with(FEATURE_CLUSTER_SIZE, args).await,
+                next: std::sync::atomic::AtomicUsize::new(0),
+            };
         }
         Broker::Raftmq(cluster_with(1, args).await)
     }
@@ -88,10 +113,15 @@ impl Broker {
         }
     }
 
-    /// `host:port` of the MQTT listener (node `index` of a raftmq cluster).
+    /// `host:port` of the MQTT listener (node `index` of a raftmq cluster). A spread
+    /// cluster ignores `index` and names its nodes in turn.
     pub(crate) fn addr(&self, index: usize) -> String {
         match self {
             Broker::Raftmq(cluster) => cluster.nodes[index].mqtt_addr.clone(),
+            Broker::Spread { cluster, next } => {
+                let turn = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                cluster.nodes[turn % cluster.nodes.len()].mqtt_addr.clone()
+            }
             Broker::Mosquitto { port, .. } => format!("127.0.0.1:{port}"),
         }
     }

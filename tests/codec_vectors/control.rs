@@ -8,7 +8,7 @@ use raftmq::mqtt::{
     Protocol, ProtocolViolation, ReasonCode,
 };
 
-use crate::common::{rejects, rejects_both, round_trip};
+use crate::common::{decode, rejects, rejects_both, round_trip};
 
 /// §3.12 and §3.13 of both specs: no variable header, no payload.
 pub(crate) const PINGREQ: &[u8] = &[0xc0, 0x00];
@@ -25,9 +25,12 @@ fn normal_disconnection() -> Packet {
     })
 }
 
-/// 5.0 §3.14.2.1: remaining length 1 is a reason code without properties; 0x04
-/// Disconnect with Will Message.
-pub(crate) const DISCONNECT_V5_WILL: &[u8] = &[0xe0, 0x01, 0x04];
+/// 5.0 §3.14.2.1: 0x04 Disconnect with Will Message and an empty property list, the form
+/// raftmq sends.
+pub(crate) const DISCONNECT_V5_WILL: &[u8] = &[0xe0, 0x02, 0x04, 0x00];
+
+/// 5.0 §3.14.2.2: remaining length 1 is a reason code with the property length left out.
+const DISCONNECT_V5_WILL_SHORT: &[u8] = &[0xe0, 0x01, 0x04];
 
 /// 5.0 §3.14.2.2: 0x9C Use another server, with Session Expiry Interval 0 and Server
 /// Reference "b", in identifier order.
@@ -119,6 +122,11 @@ fn disconnect_v5_reason_only_and_with_properties() {
         Protocol::V5,
         DISCONNECT_V5_WILL,
         &Packet::Disconnect(Disconnect::new(ReasonCode::DisconnectWithWillMessage)),
+    );
+    // The short form is read as the same packet (it is sent with the property length).
+    assert_eq!(
+        decode(Protocol::V5, DISCONNECT_V5_WILL_SHORT),
+        Packet::Disconnect(Disconnect::new(ReasonCode::DisconnectWithWillMessage))
     );
     round_trip(Protocol::V5, DISCONNECT_V5_PROPS, &disconnect_v5_props());
 }

@@ -68,10 +68,12 @@ fn v5_disconnect_short_forms_interoperate() {
             continue;
         }
         let ours = Packet::Disconnect(Disconnect::new(reason));
-        assert_eq!(
-            our_encode(&ours, Protocol::V5),
-            [0xe0, 0x01, reason.as_u8()]
-        );
+        // We send the property length even when it is 0, so rumqttc can read it.
+        let our_bytes = our_encode(&ours, Protocol::V5);
+        assert_eq!(our_bytes, [0xe0, 0x02, reason.as_u8(), 0x00]);
+        let read = r5::Disconnect::read(r5_header(&our_bytes), Bytes::from(our_bytes))
+            .unwrap_or_else(|e| panic!("rumqttc cannot read our {reason:?} DISCONNECT: {e:?}"));
+        assert_eq!(read.reason_code, disconnect_reason(reason), "{reason:?}");
         let theirs = r5::Packet::Disconnect(r5::Disconnect::new(disconnect_reason(reason)));
         let mut their_bytes = BytesMut::from(&r5_encode(&theirs)[..]);
         let mut codec = Codec::for_protocol(Protocol::V5, DEFAULT_MAX_PACKET_SIZE);

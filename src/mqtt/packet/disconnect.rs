@@ -53,11 +53,13 @@ impl Disconnect {
                 code: self.reason,
             });
         }
-        Ok(match (self.reason, self.properties.is_empty()) {
-            (ReasonCode::Success, true) => 0,
-            (_, true) => 1,
-            (_, false) => 1 + self.properties.wire_len(),
-        })
+        Ok(
+            if self.reason == ReasonCode::Success && self.properties.is_empty() {
+                0
+            } else {
+                1 + self.properties.wire_len()
+            },
+        )
     }
 
     pub(crate) fn encode_body(
@@ -68,13 +70,14 @@ impl Disconnect {
         if protocol == Protocol::V311 {
             return Ok(());
         }
-        let empty = self.properties.is_empty();
-        if self.reason != ReasonCode::Success || !empty {
-            buf.put_u8(self.reason.as_u8());
+        if self.reason == ReasonCode::Success && self.properties.is_empty() {
+            return Ok(());
         }
-        if !empty {
-            self.properties.encode(PropertyContext::Disconnect, buf)?;
-        }
+        // A reason is always followed by its property length, even a zero one: the spec
+        // lets it be omitted (§3.14.2.2), but clients in use (rumqttc 0.25) fail to decode
+        // the 1-byte form and report an error instead of the reason.
+        buf.put_u8(self.reason.as_u8());
+        self.properties.encode(PropertyContext::Disconnect, buf)?;
         Ok(())
     }
 }
