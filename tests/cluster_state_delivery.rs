@@ -7,7 +7,8 @@ mod cluster_state_support;
 
 use cluster_state_support::*;
 use raftmq::cluster::command::{
-    Command, Connect, Delivery, Disconnect, Message, Outcome, Stage, Subscribe,
+    Command, Connect, Delivery, Disconnect, HandOver, Message, Outcome, ShareRef, Stage, Subscribe,
+    Unfinished,
 };
 
 #[tokio::test]
@@ -329,6 +330,89 @@ async fn a_shared_group_delivers_each_message_to_one_online_member_in_turn() {
     );
     assert!(node.reader().queued("m2").unwrap().is_empty());
     assert!(node.reader().in_flight("m2").unwrap().is_empty());
+}
+
+/// A transient member's unfinished messages (only its connection held them) go to
+/// another member when that connection ends: never back to the member that left, never
+/// once expired, and nowhere when no other member is left.
+#[tokio::test]
+async fn a_transient_members_unfinished_messages_go_to_another_member() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = Node::open(dir.path()).await;
+    let group = [("$share/g/jobs", options(1))];
+    let leaving = subscriber(&mut node, transient("leaving", 1), &group).await;
+    subscriber(&mut node, transient("online", 2), &group).await;
+    subscriber(&mut node, persistent("stored", 3), &group).await;
+    let share = ShareRef {
+        group: "g".into(),
+        filter: "jobs".into(),
+    };
+    let unfinished = |payload: &str, expires_at| Unfinished {
+        share: share.clone(),
+        message: std::sync::Arc::new(message("jobs", payload, 1)),
+        expires_at,
+    };
+    node.one(disconnect("leaving", leaving, false, T0)).await;
+    let outcome = node
+        .one(Command::HandOver(HandOver {
+            client_id: "leaving".into(),
+            messages: vec![
+                unfinished("a", None),
+                unfinished("b", None),
+                unfinished("late", Some(T0 - 1)),
+            ],
+            now: T0,
+        }))
+        .await;
+    let Outcome::HandedOver { handed, deliveries } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(handed, 2, "the expired one is dropped");
+    // One to each remaining member in turn: directly to the transient one, into the
+    // queue of the persistent one.
+    let mut got: Vec<(String, String)> = deliveries
+        .iter()
+        .map(|d| match d {
+            Delivery::Direct {
+                target, message, ..
+            } => (
+                target.client_id.clone(),
+                String::from_utf8(message.payload.to_vec()).unwrap(),
+            ),
+            Delivery::Queued { target, entry } => (target.client_id.clone(), payload(&node, entry)),
+        })
+        .collect();
+    got.sort();
+    let clients: Vec<&str> = got.iter().map(|(c, _)| c.as_str()).collect();
+    assert_eq!(clients, ["online", "stored"], "{got:?}");
+    let mut payloads: Vec<&str> = got.iter().map(|(_, p)| p.as_str()).collect();
+    payloads.sort();
+    assert_eq!(payloads, ["a", "b"], "{got:?}");
+    assert_eq!(
+        node.reader().stored_messages().unwrap(),
+        1,
+        "stored once, for the persistent member only"
+    );
+
+    // The group has no member but the one handing over: nothing is delivered.
+    let dir2 = tempfile::tempdir().unwrap();
+    let mut alone = Node::open(dir2.path()).await;
+    subscriber(&mut alone, transient("leaving", 1), &group).await;
+    let outcome = alone
+        .one(Command::HandOver(HandOver {
+            client_id: "leaving".into(),
+            messages: vec![unfinished("a", None)],
+            now: T0,
+        }))
+        .await;
+    assert_eq!(
+        outcome,
+        Outcome::HandedOver {
+            handed: 0,
+            deliveries: Vec::new()
+        }
+    );
+    assert_eq!(alone.reader().stored_messages().unwrap(), 0);
 }
 
 #[tokio::test]

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
 use crate::cluster::clock::now;
-use crate::cluster::command::{Command, Delivery, Disconnect, OutboundEntry, Outcome};
+use crate::cluster::command::{Command, Delivery, Disconnect, HandOver, OutboundEntry, Outcome};
 use crate::cluster::proposer::{PendingOutcome, ProposeError};
 use crate::cluster::state::BrokerReader;
 use crate::mqtt::{Codec, Packet, Protocol, ReasonCode, Response};
@@ -294,33 +294,48 @@ impl Connection {
 
     /// Ends the session's connection in the log before the socket closes: a client that
     /// reconnects once it sees the close finds its transient session ended and its will
-    /// settled, not a session still held by this connection.
+    /// settled, not a session still held by this connection. Then the shared messages
+    /// only this connection held go to other members of their groups.
     async fn end_session(&mut self, session: &Session, end: SessionEnd) {
-        let SessionEnd::Disconnect {
+        let client = session.client_id();
+        if let SessionEnd::Disconnect {
             publish_will,
             session_expiry,
         } = end
-        else {
-            return;
-        };
-        let command = Command::Disconnect(Disconnect {
-            client_id: session.client_id().to_owned(),
-            epoch: session.epoch(),
-            publish_will,
-            session_expiry,
-            now: now(),
-        });
-        let result = match self.shared.cluster.proposer().submit(command).await {
+        {
+            let command = Command::Disconnect(Disconnect {
+                client_id: client.to_owned(),
+                epoch: session.epoch(),
+                publish_will,
+                session_expiry,
+                now: now(),
+            });
+            if let Err(e) = self.commit(command).await {
+                tracing::info!(client, "DISCONNECT not committed: {e}");
+            }
+        }
+        // Also after a takeover: the new connection starts without them.
+        let messages = session.unfinished_shared();
+        if !messages.is_empty() {
+            let count = messages.len();
+            let command = Command::HandOver(HandOver {
+                client_id: client.to_owned(),
+                messages,
+                now: now(),
+            });
+            if let Err(e) = self.commit(command).await {
+                tracing::warn!(client, count, "shared messages not handed over: {e}");
+            }
+        }
+    }
+
+    /// Proposes `command` and waits up to `DISCONNECT_TIMEOUT` for its outcome.
+    async fn commit(&self, command: Command) -> Result<Outcome, ProposeError> {
+        match self.shared.cluster.proposer().submit(command).await {
             Ok(pending) => tokio::time::timeout(DISCONNECT_TIMEOUT, pending)
                 .await
                 .unwrap_or_else(|_| Err(ProposeError::Unknown("timed out".into()))),
             Err(e) => Err(e),
-        };
-        if let Err(e) = result {
-            tracing::info!(
-                client = session.client_id(),
-                "DISCONNECT not committed: {e}"
-            );
         }
     }
 
@@ -380,6 +395,7 @@ impl Connection {
                 subscription_ids,
                 expires_at,
                 message,
+                share,
                 ..
             }) => session.deliver_direct(
                 DirectMessage {
@@ -388,6 +404,7 @@ impl Connection {
                     subscription_ids,
                     expires_at,
                     message,
+                    share,
                 },
                 now(),
             ),

@@ -71,6 +71,8 @@ impl Qos0Router {
                 subscription_ids: ids,
                 expires_at,
                 message: message.clone(),
+                // QoS 0 is never handed over: at most once.
+                share: None,
             };
             self.send(node, delivery);
         };

@@ -168,6 +168,7 @@ impl Registry {
                 deliveries
             }
             Outcome::Disconnected { deliveries, .. }
+            | Outcome::HandedOver { deliveries, .. }
             | Outcome::Subscribed { deliveries, .. }
             | Outcome::Unsubscribed { deliveries, .. }
             | Outcome::Published { deliveries, .. }
@@ -236,6 +237,7 @@ mod tests {
             subscription_ids: Vec::new(),
             expires_at: None,
             message: Arc::new(Message::new("t", bytes::Bytes::new(), 0, false)),
+            share: None,
         }
     }
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+pub use crate::cluster::state::ShareRef;
 use crate::cluster::types::NodeId;
 
 /// Milliseconds since the Unix epoch, as stamped by the proposing node.
@@ -79,6 +80,29 @@ pub enum Command {
         node: NodeId,
         now: Millis,
     },
+    /// The connection of a transient session ended with messages of shared subscriptions
+    /// unacknowledged or waiting (only that connection held them, DESIGN §4): each goes to
+    /// another member of its group (MQTT 5.0 §4.8.2). Proposed after the `Disconnect`.
+    HandOver(HandOver),
+}
+
+/// See [`Command::HandOver`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandOver {
+    /// The member that left: never chosen again for these messages.
+    pub client_id: String,
+    pub messages: Vec<Unfinished>,
+    pub now: Millis,
+}
+
+/// A message a member of a shared group received but did not finish.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unfinished {
+    pub share: ShareRef,
+    #[serde(with = "shared_message")]
+    pub message: Arc<Message>,
+    /// Absolute expiry on the state's clock.
+    pub expires_at: Option<Millis>,
 }
 
 /// See [`Command::Connect`].
@@ -260,6 +284,11 @@ pub enum Outcome {
         session_ended: bool,
         deliveries: Vec<Delivery>,
     },
+    HandedOver {
+        /// Messages given to another member; the rest had expired or had no member left.
+        handed: u32,
+        deliveries: Vec<Delivery>,
+    },
     Subscribed {
         /// Per filter: the granted QoS, or 0x80 (3.1.1 failure / v5 unspecified error) or
         /// 0x8F (v5 topic filter invalid).
@@ -372,6 +401,9 @@ pub enum Delivery {
         expires_at: Option<Millis>,
         #[serde(with = "shared_message")]
         message: Arc<Message>,
+        /// The shared subscription it was delivered through, if any: a transient member
+        /// that leaves hands the message to another member (`Command::HandOver`).
+        share: Option<ShareRef>,
     },
 }
 
@@ -463,6 +495,18 @@ mod tests {
                 now: 10,
             }),
             Command::Tick { now: 11 },
+            Command::HandOver(HandOver {
+                client_id: "m".into(),
+                messages: vec![Unfinished {
+                    share: ShareRef {
+                        group: "g".into(),
+                        filter: "a/b".into(),
+                    },
+                    message: Arc::new(message()),
+                    expires_at: None,
+                }],
+                now: 12,
+            }),
         ]);
         let (bytes, decoded) = round_trip(&batch);
         assert_eq!(decoded, batch);
@@ -486,6 +530,10 @@ mod tests {
                 subscription_ids: vec![4],
                 expires_at: Some(99),
                 message: Arc::new(message()),
+                share: Some(ShareRef {
+                    group: "g".into(),
+                    filter: "a/+".into(),
+                }),
             }],
         }]);
         assert_eq!(round_trip(&outcome).1, outcome);

@@ -154,6 +154,9 @@ pub struct Session {
     in_flight: BTreeMap<u16, InFlight>,
     /// A transient session's QoS 1/2 messages waiting for the window.
     waiting: VecDeque<DirectMessage>,
+    /// Of the transient messages in flight, those that came through a shared
+    /// subscription, until the client acknowledges them.
+    shared_in_flight: BTreeMap<u16, DirectMessage>,
     next_packet_id: u16,
     outbound_aliases: BTreeMap<String, u16>,
     /// Packet ids of delivered queue entries, to propose as one `Ack`.
@@ -183,6 +186,7 @@ impl Session {
             window: plan.command.receive_maximum,
             in_flight: BTreeMap::new(),
             waiting: VecDeque::new(),
+            shared_in_flight: BTreeMap::new(),
             next_packet_id: 1,
             outbound_aliases: BTreeMap::new(),
             acked: Vec::new(),

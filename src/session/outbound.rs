@@ -11,7 +11,9 @@
 use std::num::NonZeroU16;
 use std::sync::Arc;
 
-use crate::cluster::command::{Command, Message, Millis, OutboundEntry, Outcome, Stage};
+use crate::cluster::command::{
+    Command, Message, Millis, OutboundEntry, Outcome, ShareRef, Stage, Unfinished,
+};
 use crate::mqtt::{Ack, Packet, PacketId, QoS, ReasonCode};
 
 use super::convert::{Delivered, publish_packet, remaining_expiry};
@@ -35,6 +37,9 @@ pub struct DirectMessage {
     pub subscription_ids: Vec<u32>,
     pub expires_at: Option<Millis>,
     pub message: Arc<Message>,
+    /// The shared subscription it came through: if the connection ends before the client
+    /// acknowledges it, it goes to another member of the group.
+    pub share: Option<ShareRef>,
 }
 
 impl Session {
@@ -108,7 +113,27 @@ impl Session {
         if self.send_direct(&direct, Some(id), now) {
             self.in_flight
                 .insert(id.get(), InFlight::DirectPublish { qos: direct.qos });
+            if direct.share.is_some() {
+                self.shared_in_flight.insert(id.get(), direct);
+            }
         }
+    }
+
+    /// Messages of shared subscriptions this transient session holds and the client has
+    /// not acknowledged (PUBACK, or PUBREC for QoS 2), in flight first, then waiting: what
+    /// another member of each group is to get when this connection ends.
+    pub fn unfinished_shared(&self) -> Vec<Unfinished> {
+        self.shared_in_flight
+            .values()
+            .chain(self.waiting.iter())
+            .filter_map(|direct| {
+                Some(Unfinished {
+                    share: direct.share.clone()?,
+                    message: direct.message.clone(),
+                    expires_at: direct.expires_at,
+                })
+            })
+            .collect()
     }
 
     /// Returns whether the message went out (it may have expired or be too large).
@@ -184,6 +209,7 @@ impl Session {
             }
             Some(InFlight::DirectPublish { qos: 1 }) => {
                 self.in_flight.remove(&id.get());
+                self.shared_in_flight.remove(&id.get());
                 self.fill_window(now);
             }
             // An id this connection did not send (or a PUBACK for a QoS 2 message): the
@@ -219,11 +245,15 @@ impl Session {
                     Awaiting::PubRel(id),
                 ));
             }
+            // The client has the message, or refused it: either way the flow is its own
+            // (an error PUBREC ends it, 5.0 §4.3.3), and it is not handed over.
             Some(InFlight::DirectPublish { qos: 2 }) if reason.is_error() => {
                 self.in_flight.remove(&id.get());
+                self.shared_in_flight.remove(&id.get());
                 self.fill_window(now);
             }
             Some(InFlight::DirectPublish { qos: 2 }) | Some(InFlight::DirectRelease) => {
+                self.shared_in_flight.remove(&id.get());
                 self.in_flight.insert(id.get(), InFlight::DirectRelease);
                 self.send(&Packet::PubRel(Ack::new(id)));
             }

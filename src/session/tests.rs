@@ -326,7 +326,55 @@ fn direct(qos: u8) -> DirectMessage {
         subscription_ids: vec![3],
         expires_at: None,
         message: message("t"),
+        share: None,
     }
+}
+
+fn shared_direct(qos: u8, topic: &str) -> DirectMessage {
+    DirectMessage {
+        message: message(topic),
+        share: Some(command::ShareRef {
+            group: "g".into(),
+            filter: "#".into(),
+        }),
+        ..direct(qos)
+    }
+}
+
+fn unfinished_topics(s: &Session) -> Vec<String> {
+    s.unfinished_shared()
+        .iter()
+        .map(|u| u.message.topic.clone())
+        .collect()
+}
+
+#[test]
+fn shared_messages_the_client_has_not_acknowledged_are_left_for_another_member() {
+    let limits = Limits {
+        max_inflight: 3,
+        ..Limits::default()
+    };
+    let mut s = session(Protocol::V5, None, limits);
+    s.deliver_direct(shared_direct(1, "acked"), 0);
+    s.deliver_direct(shared_direct(2, "received"), 0);
+    s.deliver_direct(direct(1), 0);
+    s.deliver_direct(shared_direct(1, "waiting"), 0);
+    // QoS 0 is at most once: never handed over.
+    s.deliver_direct(shared_direct(0, "qos0"), 0);
+    sent(&mut s);
+    assert_eq!(unfinished_topics(&s), ["acked", "received", "waiting"]);
+
+    let mut actions = Vec::new();
+    s.packet(Packet::PubAck(Ack::new(id(1))), 0, &mut actions);
+    // "waiting" took the freed slot; still unacknowledged.
+    assert_eq!(unfinished_topics(&s), ["received", "waiting"]);
+    // A PUBREC means the client has the QoS 2 message: only PUBREL/PUBCOMP remain.
+    s.packet(Packet::PubRec(Ack::new(id(2))), 0, &mut actions);
+    assert_eq!(unfinished_topics(&s), ["waiting"]);
+    assert!(
+        proposals(&mut actions).is_empty(),
+        "transient: nothing proposed"
+    );
 }
 
 #[test]

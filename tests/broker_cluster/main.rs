@@ -22,45 +22,13 @@ mod routing;
 mod sessions;
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
 
-use client::{Client, Ev, Opts, Proto};
+use client::{Client, Ev};
 use raftmq::local_cluster::LocalCluster;
-use tokio::time::Instant;
 
-/// How long a started cluster may take until every node answers CONNECT.
-const SERVING_DEADLINE: Duration = Duration::from_secs(30);
-
-/// A 3-node cluster whose every node has answered a CONNECT. A node binds its MQTT port
-/// before it has recovered its sessions from the log and only then accepts connections:
-/// a port that accepts TCP is not yet a node that answers CONNECT.
+/// A 3-node cluster whose every node has answered a CONNECT (`broker_support` waits).
 pub(crate) async fn serving_cluster() -> LocalCluster {
-    let cluster = broker_support::cluster(3).await;
-    let deadline = Instant::now() + SERVING_DEADLINE;
-    for (i, node) in cluster.nodes.iter().enumerate() {
-        let mut attempts = 0;
-        loop {
-            let mut probe = Client::start(
-                Opts::new(&unique(&format!("probe{i}-{attempts}")), Proto::V4),
-                &node.mqtt_addr,
-            );
-            // rumqttc gives up on a CONNACK after 5 s.
-            match probe.next_within(Duration::from_secs(6)).await {
-                Some(Ev::ConnAck { .. }) => {
-                    probe.disconnect().await;
-                    break;
-                }
-                other => assert!(
-                    Instant::now() < deadline,
-                    "node {i} answered no CONNECT within {SERVING_DEADLINE:?}: {other:?}"
-                ),
-            }
-            attempts += 1;
-            // Between attempts.
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-    cluster
+    broker_support::cluster(3).await
 }
 
 /// A prefix for the client ids and topics of one test, unique across tests and runs.

@@ -149,3 +149,60 @@ async fn v5_unacknowledged_shared_message_goes_to_another_member_when_one_leaves
     staying.puback(&got).await;
     staying.expect_silence(QUIET, "once").await;
 }
+
+/// §4.8.2 for a transient member (clean start, session expiry 0), whose messages only its
+/// connection held: when that connection ends with two QoS 1 messages unacknowledged (in
+/// 5.0 with Receive Maximum 1, so the second is still waiting for the window), both go to
+/// another member, once each.
+async fn transient_member_leaving_hands_over(protocol: Protocol, prefix: &str) {
+    let broker = Broker::single().await;
+    let topic = format!("{prefix}/t");
+    let filter = format!("$share/g/{topic}");
+    let mut connect = connect_packet(protocol, &format!("{prefix}-leaving"));
+    if protocol == Protocol::V5 {
+        connect.properties.receive_maximum = Some(1);
+    }
+    let (mut leaving, _) = Raw::connect(&broker.addr(0), connect).await;
+    leaving.subscribe(&filter, QoS::AtLeastOnce).await;
+    let mut publisher = C5::connect(v5_options(&broker, &format!("{prefix}-pub"))).await;
+    for payload in ["one", "two"] {
+        publisher
+            .publish(&topic, Q5::AtLeastOnce, false, payload)
+            .await;
+    }
+    let first = leaving.expect_publish().await;
+    assert_eq!(first.payload.as_ref(), b"one", "the only member gets it");
+    if protocol == Protocol::V311 {
+        let second = leaving.expect_publish().await;
+        assert_eq!(second.payload.as_ref(), b"two");
+    }
+
+    let mut staying =
+        Raw::connect_simple(&broker.addr(0), protocol, &format!("{prefix}-staying")).await;
+    staying.subscribe(&filter, QoS::AtLeastOnce).await;
+    if skip_on_mosquitto(&broker, "redelivery of a departed member's messages") {
+        return;
+    }
+    // No PUBACK: the connection drops, and with it the session.
+    drop(leaving);
+    let mut handed = Vec::new();
+    for _ in 0..2 {
+        let got = staying.expect_publish().await;
+        assert_eq!(got.qos, QoS::AtLeastOnce);
+        staying.puback(&got).await;
+        handed.push(got.payload.to_vec());
+    }
+    handed.sort();
+    assert_eq!(handed, [b"one".to_vec(), b"two".to_vec()]);
+    staying.expect_silence(QUIET, "each once").await;
+}
+
+#[tokio::test]
+async fn v5_transient_members_unacknowledged_messages_go_to_another_member() {
+    transient_member_leaving_hands_over(Protocol::V5, "thv5").await;
+}
+
+#[tokio::test]
+async fn v4_transient_members_unacknowledged_messages_go_to_another_member() {
+    transient_member_leaving_hands_over(Protocol::V311, "thv4").await;
+}

@@ -160,9 +160,77 @@ pub(crate) async fn cluster_with(size: usize, extra: &[&str]) -> LocalCluster {
         .await
         .expect("start raftmq nodes");
     for node in &cluster.nodes {
-        wait_for_port(&node.mqtt_addr, Duration::from_secs(30));
+        wait_serving(&node.mqtt_addr, SERVING_DEADLINE).await;
     }
     cluster
+}
+
+/// How long a started node may take until it answers CONNECT.
+pub(crate) const SERVING_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Waits until the broker at `addr` accepts a CONNECT. A node listens from the start but
+/// refuses CONNECT ("server unavailable") until it has recovered its old sessions and
+/// knows a leader: a port that accepts TCP is not yet a node that serves clients.
+pub(crate) async fn wait_serving(addr: &str, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    for attempt in 0.. {
+        match probe_connect(addr, attempt).await {
+            Ok(()) => return,
+            Err(e) => assert!(
+                Instant::now() < deadline,
+                "{addr} answered no CONNECT within {timeout:?}: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One 3.1.1 CONNECT (clean session, its own client id) and, if accepted, DISCONNECT.
+async fn probe_connect(addr: &str, attempt: u32) -> Result<(), String> {
+    use raftmq::mqtt::{Codec, Connect, Packet, Protocol, ReasonCode};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let step = Duration::from_secs(5);
+    let mut stream = tokio::time::timeout(step, tokio::net::TcpStream::connect(addr))
+        .await
+        .map_err(|_| "TCP connect timed out".to_string())?
+        .map_err(|e| format!("TCP connect: {e}"))?;
+    let connect = Packet::Connect(Box::new(Connect {
+        protocol: Protocol::V311,
+        clean_start: true,
+        keep_alive: 10,
+        client_id: format!("probe-{}-{attempt}", std::process::id()),
+        will: None,
+        username: None,
+        password: None,
+        properties: Default::default(),
+    }));
+    let mut out = bytes::BytesMut::new();
+    connect
+        .encode(Protocol::V311, &mut out)
+        .map_err(|e| format!("encode CONNECT: {e}"))?;
+    stream.write_all(&out).await.map_err(|e| e.to_string())?;
+    let mut codec = Codec::for_protocol(Protocol::V311, usize::MAX);
+    let mut buf = bytes::BytesMut::new();
+    let reply = tokio::time::timeout(step, async {
+        loop {
+            if let Some(packet) = codec.decode(&mut buf).map_err(|e| e.to_string())? {
+                return Ok::<_, String>(packet);
+            }
+            if stream.read_buf(&mut buf).await.map_err(|e| e.to_string())? == 0 {
+                return Err("closed before CONNACK".to_string());
+            }
+        }
+    })
+    .await
+    .map_err(|_| "no CONNACK in time".to_string())??;
+    match reply {
+        Packet::ConnAck(ack) if ack.reason == ReasonCode::Success => {
+            let _ = stream.write_all(&[0xe0, 0x00]).await;
+            Ok(())
+        }
+        other => Err(format!("refused: {other:?}")),
+    }
 }
 
 pub(crate) fn port_of(addr: &str) -> u16 {

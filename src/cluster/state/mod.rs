@@ -181,6 +181,7 @@ impl<'s, 't> Apply<'s, 't> {
             } => self.release(client_id, *epoch, *packet_id),
             Command::Tick { now } => self.tick(*now),
             Command::NodeDown { node, now } => self.node_down(*node, *now),
+            Command::HandOver(hand_over) => self.hand_over_unfinished(hand_over),
         }
     }
 

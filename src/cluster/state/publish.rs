@@ -149,7 +149,7 @@ impl Apply<'_, '_> {
                 };
                 let cursor: Option<String> = self.get(SHARE_CURSORS, &cursor_key(&share))?;
                 let Some((client_id, record)) =
-                    self.pick_member(group.members, cursor.as_deref())?
+                    self.pick_member(group.members, cursor.as_deref(), None)?
                 else {
                     continue;
                 };
@@ -202,6 +202,7 @@ impl Apply<'_, '_> {
                     subscription_ids: recipient.subscription_ids,
                     expires_at: out.expires_at,
                     message: out.message.clone(),
+                    share: recipient.share,
                 });
             }
             return Ok(());

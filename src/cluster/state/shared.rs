@@ -21,14 +21,16 @@ use super::tables::{
     MESSAGES, QUEUED, QueueEntry, SESSIONS, SHARE_CURSORS, SessionRecord, ShareRef, StoredMessage,
     SubscriptionRecord, client_key, cursor_key, decode,
 };
-use crate::cluster::command::{Delivery, Millis};
+use crate::cluster::command::{Delivery, HandOver, Millis, Outcome};
 
 impl Apply<'_, '_> {
-    /// The member of a group the next message goes to (see the module doc).
+    /// The member of a group the next message goes to (see the module doc), never
+    /// `excluded`.
     pub(super) fn pick_member<'m>(
         &self,
         members: &'m BTreeMap<String, SubscriptionRecord>,
         cursor: Option<&str>,
+        excluded: Option<&str>,
     ) -> Result<Option<(&'m String, &'m SubscriptionRecord)>, StoreError> {
         let (after_cursor, up_to_cursor) = match cursor {
             Some(cursor) => (
@@ -42,6 +44,9 @@ impl Apply<'_, '_> {
         };
         let mut first = None;
         for (client_id, record) in after_cursor.chain(up_to_cursor) {
+            if excluded == Some(client_id.as_str()) {
+                continue;
+            }
             first.get_or_insert((client_id, record));
             let session: Option<SessionRecord> = self.get(SESSIONS, &client_key(client_id))?;
             if session.is_some_and(|s| s.owner.is_some()) {
@@ -65,28 +70,71 @@ impl Apply<'_, '_> {
         };
         let expired = entry.expires_at.is_some_and(|at| at <= now);
         let stored: Option<StoredMessage> = self.get(MESSAGES, &message_id.to_be_bytes())?;
-        let chosen = match (&stored, self.index.groups.get(&share)) {
-            (Some(_), Some(members)) if !expired => {
-                let cursor: Option<String> = self.get(SHARE_CURSORS, &cursor_key(&share))?;
-                self.pick_member(members, cursor.as_deref())?
-                    .map(|(client_id, record)| (client_id.clone(), *record))
-            }
-            _ => None,
-        };
-        if let (Some((client_id, record)), Some(stored)) = (chosen, stored) {
-            self.put(SHARE_CURSORS, &cursor_key(&share), &client_id)?;
-            let message = stored.message;
-            let recipient = Recipient {
-                client_id,
-                qos: message.qos.min(record.options.qos),
-                retain: message.retain && record.options.retain_as_published,
-                subscription_ids: record.subscription_id.into_iter().collect(),
-                share: Some(share),
-            };
-            let mut out = Outgoing::stored(Arc::new(message), stored.expires_at, message_id);
-            self.deliver(&mut out, recipient, deliveries)?;
+        if let Some(stored) = stored.filter(|_| !expired) {
+            let mut out = Outgoing::stored(Arc::new(stored.message), stored.expires_at, message_id);
+            self.deliver_to_group(share, &mut out, None, deliveries)?;
         }
         self.drop_ref(message_id)
+    }
+
+    /// Gives `out` to the next member of `share` other than `excluded`, as for a new
+    /// message; returns whether a member took it.
+    fn deliver_to_group(
+        &mut self,
+        share: ShareRef,
+        out: &mut Outgoing,
+        excluded: Option<&str>,
+        deliveries: &mut Vec<Delivery>,
+    ) -> Result<bool, StoreError> {
+        let Some(members) = self.index.groups.get(&share) else {
+            return Ok(false);
+        };
+        let cursor: Option<String> = self.get(SHARE_CURSORS, &cursor_key(&share))?;
+        let Some((client_id, record)) = self
+            .pick_member(members, cursor.as_deref(), excluded)?
+            .map(|(client_id, record)| (client_id.clone(), *record))
+        else {
+            return Ok(false);
+        };
+        self.put(SHARE_CURSORS, &cursor_key(&share), &client_id)?;
+        let message = &out.message;
+        let recipient = Recipient {
+            client_id,
+            qos: message.qos.min(record.options.qos),
+            retain: message.retain && record.options.retain_as_published,
+            subscription_ids: record.subscription_id.into_iter().collect(),
+            share: Some(share),
+        };
+        self.deliver(out, recipient, deliveries)?;
+        Ok(true)
+    }
+
+    /// `HandOver`: a transient member's unfinished messages, each to another member of its
+    /// group; expired ones and those whose group has no other member are dropped.
+    pub(super) fn hand_over_unfinished(
+        &mut self,
+        hand_over: &HandOver,
+    ) -> Result<Outcome, StoreError> {
+        let now = self.time(hand_over.now);
+        let mut deliveries = Vec::new();
+        let mut handed = 0;
+        for unfinished in &hand_over.messages {
+            if unfinished.expires_at.is_some_and(|at| at <= now) {
+                continue;
+            }
+            let mut out = Outgoing::new(unfinished.message.clone(), unfinished.expires_at);
+            if self.deliver_to_group(
+                unfinished.share.clone(),
+                &mut out,
+                Some(&hand_over.client_id),
+                &mut deliveries,
+            )? {
+                handed += 1;
+            }
+            // A persistent member's queue entry holds the message now; nothing else may.
+            self.settle(&out)?;
+        }
+        Ok(Outcome::HandedOver { handed, deliveries })
     }
 
     /// A member unsubscribed from a shared group: the entries it has queued for the group
