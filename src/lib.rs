@@ -36,6 +36,7 @@
 //! PUBLISHes arrived. A QoS 0 PUBLISH skips the log: the publishing node looks up the
 //! subscribers and forwards to their nodes directly.
 
+pub mod admin;
 pub mod bench;
 pub mod broker;
 pub mod cluster;
@@ -45,3 +46,4 @@ pub mod mqtt;
 pub mod router;
 pub mod run;
 pub mod session;
+pub mod transport;

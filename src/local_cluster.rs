@@ -19,6 +19,14 @@ pub struct LocalNode {
     pub cluster_addr: String,
     /// The node's MQTT listener, `127.0.0.1:port`.
     pub mqtt_addr: String,
+    /// The node's MQTT over WebSocket listener.
+    pub ws_addr: String,
+    /// The node's TLS and WebSocket-over-TLS listeners: they run only when the node is
+    /// given a certificate (`--tls-cert`, `--tls-key` in `extra`).
+    pub tls_addr: String,
+    pub wss_addr: String,
+    /// The node's HTTP listener (health, clients, drain).
+    pub http_addr: String,
     pub data_dir: PathBuf,
     pub log_path: PathBuf,
     child: Option<Child>,
@@ -73,6 +81,10 @@ impl LocalCluster {
         let port = free_port()?;
         let cluster_addr = format!("127.0.0.1:{port}");
         let mqtt_addr = format!("127.0.0.1:{}", free_port()?);
+        let ws_addr = format!("127.0.0.1:{}", free_port()?);
+        let tls_addr = format!("127.0.0.1:{}", free_port()?);
+        let wss_addr = format!("127.0.0.1:{}", free_port()?);
+        let http_addr = format!("127.0.0.1:{}", free_port()?);
         let data_dir = self.root.path().join(format!("node{index}"));
         let log_path = self.root.path().join(format!("node{index}.log"));
         let mut args = vec![
@@ -82,8 +94,21 @@ impl LocalCluster {
             cluster_addr.clone(),
             "--mqtt-listen".to_string(),
             mqtt_addr.clone(),
+            "--ws-listen".to_string(),
+            ws_addr.clone(),
+            "--tls-listen".to_string(),
+            tls_addr.clone(),
+            "--wss-listen".to_string(),
+            wss_addr.clone(),
+            "--http-listen".to_string(),
+            http_addr.clone(),
             format!("--bootstrap={bootstrap}"),
         ];
+        // A stopped node drains first; nothing here waits on a balancer, so by default it
+        // does not linger (a test that measures draining passes its own value).
+        if !self.extra.iter().any(|a| a.starts_with("--drain-grace-ms")) {
+            args.extend(["--drain-grace-ms".to_string(), "0".to_string()]);
+        }
         if let Some(seed) = join {
             args.extend(["--join".to_string(), seed.to_string()]);
         }
@@ -91,6 +116,10 @@ impl LocalCluster {
         self.nodes.push(LocalNode {
             cluster_addr,
             mqtt_addr,
+            ws_addr,
+            tls_addr,
+            wss_addr,
+            http_addr,
             data_dir,
             log_path,
             child: None,

@@ -5,7 +5,9 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use raftmq::config::{BenchCommand, Cli, ClusterCommand, Command, LoadError, LogFormat};
+use raftmq::config::{
+    BenchCommand, Cli, ClusterCommand, Command, LoadError, LogFormat, NodeCommand,
+};
 
 fn main() -> anyhow::Result<()> {
     let cli = match Cli::load(std::env::args_os()) {
@@ -23,6 +25,11 @@ fn main() -> anyhow::Result<()> {
             None => raftmq::run::node(&cli.run).await,
             Some(Command::Cluster(command)) => cluster(command).await,
             Some(Command::Bench(BenchCommand::Raft(args))) => raftmq::bench::raft::run(&args).await,
+            Some(Command::Node(NodeCommand::Drain { http })) => {
+                let body = raftmq::admin::client::post(&http, "/drain").await?;
+                println!("{body}");
+                Ok(())
+            }
         }
     })
 }

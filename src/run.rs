@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use crate::admin::{self, AdminState};
 use crate::broker::{Broker, Registry};
 use crate::cluster::node::Node;
 use crate::cluster::state::BrokerState;
@@ -40,12 +41,32 @@ pub async fn node(args: &RunArgs) -> anyhow::Result<()> {
         _ = terminate.recv() => None,
     };
     if let Some(broker) = broker {
+        let admin = match args.listeners.http_listen.addr() {
+            Some(addr) => {
+                let state = AdminState {
+                    cluster: node.handle(),
+                    broker: broker.handle(),
+                    max_lag: args.listeners.ready_max_lag,
+                    drain_grace: args.listeners.drain_grace(),
+                };
+                let (_, task) = admin::serve(addr, state)
+                    .await
+                    .with_context(|| format!("starting the HTTP listener on {addr}"))?;
+                Some(task)
+            }
+            None => None,
+        };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = terminate.recv() => {}
         }
         tracing::info!(node = node.id(), "shutting down");
-        broker.shutdown(SHUTDOWN_GRACE).await;
+        broker
+            .shutdown(args.listeners.drain_grace(), SHUTDOWN_GRACE)
+            .await;
+        if let Some(task) = admin {
+            task.abort();
+        }
     }
     node.shutdown().await;
     Ok(())

@@ -7,7 +7,6 @@
 //! many proposals are in flight at once.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,8 +23,10 @@ use crate::mqtt::{Codec, Packet, Protocol, ReasonCode, Response};
 use crate::session::{
     Action, Awaiting, DirectMessage, QueuedMessage, Refusal, Session, SessionEnd, accept_connect,
 };
+use crate::transport::Peer;
 
 use super::Shared;
+use super::clients::ClientInfo;
 use super::registry::Event;
 
 /// How long a new connection has to send its CONNECT.
@@ -49,7 +50,7 @@ enum Early {
 }
 
 /// Serves one client until it disconnects or is closed.
-pub(crate) async fn serve<S>(stream: S, peer: SocketAddr, shared: Arc<Shared>)
+pub(crate) async fn serve<S>(stream: S, peer: Peer, shared: Arc<Shared>)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -64,7 +65,7 @@ where
     {
         Ok(Ok(connect)) => connect,
         Ok(Err(Early::Io(e))) => {
-            tracing::debug!(%peer, "connection failed before CONNECT: {e}");
+            tracing::debug!(peer = %peer.addr, "connection failed before CONNECT: {e}");
             return;
         }
         Ok(Err(Early::Closed)) | Err(_) => return,
@@ -117,7 +118,7 @@ where
         }) => (epoch, session_present, resend),
         other => {
             if let Err(e) = &other {
-                tracing::info!(client = %client_id, %peer, "CONNECT refused: {e}");
+                tracing::info!(client = %client_id, peer = %peer.addr, "CONNECT refused: {e}");
             }
             if let Some(epoch) = shared.registry.forget(&client_id, conn) {
                 shared.disconnect_orphan(client_id.clone(), epoch);
@@ -126,7 +127,29 @@ where
             return;
         }
     };
-    tracing::debug!(client = %client_id, %peer, epoch, session_present, "connected");
+    tracing::info!(
+        client = %client_id,
+        peer = %peer.addr,
+        via = ?peer.via,
+        listener = peer.listener.name(),
+        identity = ?peer.identity,
+        epoch,
+        session_present,
+        "connected"
+    );
+    shared.clients.insert(
+        conn,
+        ClientInfo {
+            client_id: client_id.clone(),
+            peer: peer.addr,
+            via: peer.via,
+            listener: peer.listener,
+            identity: peer.identity.clone(),
+            protocol: plan.command.protocol,
+            session_present,
+            connected_at: now(),
+        },
+    );
     let mut session = Session::start(&plan, shared.limits, epoch, session_present);
     let mut connection = Connection {
         shared: shared.clone(),
@@ -139,6 +162,7 @@ where
     connection
         .run(&mut session, reader, writer, codec, buf, events, actions)
         .await;
+    shared.clients.remove(conn);
     shared.registry.forget(&client_id, conn);
 }
 
@@ -232,7 +256,13 @@ impl Connection {
             self.execute(session, &mut actions).await;
             if session.has_output() {
                 let out = session.outbox();
-                if let Err(e) = writer.write_all(&out).await {
+                // One write then a flush: TLS and WebSocket streams hold what is written
+                // until flushed (a WebSocket frame goes out on flush).
+                let written = match writer.write_all(&out).await {
+                    Ok(()) => writer.flush().await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = written {
                     tracing::debug!(client = session.client_id(), "write failed: {e}");
                     session.connection_lost(&mut actions);
                     self.execute(session, &mut actions).await;

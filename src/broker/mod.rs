@@ -5,6 +5,7 @@
 //!
 //! Wiring only: the protocol is in `session/`, the replicated state in `cluster/`.
 
+mod clients;
 mod connection;
 mod qos0;
 mod registry;
@@ -15,7 +16,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use thiserror::Error;
-use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -24,23 +24,35 @@ use crate::cluster::command::{Command, Disconnect};
 use crate::cluster::node::ClusterHandle;
 use crate::cluster::state::SubscriptionIndex;
 use crate::session::Limits;
+use crate::transport::tls::{Tls, TlsError, TlsFiles};
+use crate::transport::{Kind, Listener, ListenerSpec};
 
+pub use clients::ClientInfo;
 pub use registry::Registry;
 
 /// How the broker listens and what it allows.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
-    pub mqtt_listen: SocketAddr,
+    /// The MQTT listeners (TCP, TLS, WebSocket, WebSocket over TLS).
+    pub listeners: Vec<ListenerSpec>,
+    /// The certificate of the TLS listeners.
+    pub tls: Option<TlsFiles>,
     pub limits: Limits,
 }
 
+/// How often the TLS files are checked for a change.
+const TLS_POLL: Duration = Duration::from_secs(2);
+
 #[derive(Debug, Error)]
 pub enum BrokerError {
-    #[error("cannot listen for MQTT on {addr}: {source}")]
+    #[error("cannot listen for MQTT ({kind}) on {addr}: {source}")]
     Listen {
+        kind: &'static str,
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
 }
 
 /// What every connection task of the node shares.
@@ -49,7 +61,10 @@ pub(crate) struct Shared {
     pub(crate) registry: Arc<Registry>,
     pub(crate) qos0: qos0::Qos0Router,
     pub(crate) limits: Limits,
+    pub(crate) clients: clients::Clients,
     ready: AtomicBool,
+    /// Draining: CONNECTs are refused and the health check reports 503.
+    draining: AtomicBool,
     connections: AtomicU64,
 }
 
@@ -57,7 +72,9 @@ impl Shared {
     /// Whether a CONNECT may be proposed: the start-up recovery is done and a leader is
     /// known (DESIGN §3 rule 7).
     pub(crate) fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire) && self.cluster.leader().is_some()
+        self.ready.load(Ordering::Acquire)
+            && !self.draining.load(Ordering::Acquire)
+            && self.cluster.leader().is_some()
     }
 
     pub(crate) fn next_connection(&self) -> u64 {
@@ -92,9 +109,9 @@ impl Shared {
 /// A running broker.
 pub struct Broker {
     shared: Arc<Shared>,
-    accept: JoinHandle<()>,
-    recovery: JoinHandle<()>,
-    local_addr: SocketAddr,
+    /// The accept loops, the recovery and the TLS reloader.
+    tasks: Vec<JoinHandle<()>>,
+    local_addrs: Vec<(Kind, SocketAddr)>,
 }
 
 impl Broker {
@@ -108,24 +125,26 @@ impl Broker {
         index: SubscriptionIndex,
         orphans: mpsc::UnboundedReceiver<(String, u64)>,
     ) -> Result<Broker, BrokerError> {
-        let listener = TcpListener::bind(config.mqtt_listen)
-            .await
-            .map_err(|source| BrokerError::Listen {
-                addr: config.mqtt_listen,
-                source,
-            })?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|source| BrokerError::Listen {
-                addr: config.mqtt_listen,
-                source,
-            })?;
+        let tls = config.tls.map(Tls::load).transpose()?.map(Arc::new);
+        let mut listeners = Vec::new();
+        for spec in config.listeners {
+            let (kind, addr) = (spec.kind.name(), spec.bind);
+            let listener = Listener::bind(spec, tls.clone())
+                .await
+                .map_err(|source| BrokerError::Listen { kind, addr, source })?;
+            let local = listener
+                .local_addr()
+                .map_err(|source| BrokerError::Listen { kind, addr, source })?;
+            listeners.push((listener, local));
+        }
         let shared = Arc::new(Shared {
             qos0: qos0::Qos0Router::new(cluster.clone(), index, registry.clone()),
             cluster: cluster.clone(),
             registry: registry.clone(),
             limits: config.limits,
+            clients: clients::Clients::default(),
             ready: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
             connections: AtomicU64::new(0),
         });
         tokio::spawn(qos0::receive(cluster.clone(), registry));
@@ -133,37 +152,62 @@ impl Broker {
         // Listening at once: until recovery is done every CONNECT is refused with "server
         // unavailable" (the connection checks `is_ready`), so a client is told rather than
         // left waiting, and no session is created here before this node's old ones end.
-        let accept = tokio::spawn(accept(listener, shared.clone()));
-        tracing::info!(listen = %local_addr, "MQTT listener accepting");
-        let recovery = tokio::spawn({
+        let mut tasks = Vec::new();
+        let mut local_addrs = Vec::new();
+        for (listener, addr) in listeners {
+            tracing::info!(listener = listener.kind().name(), listen = %addr, "MQTT listener accepting");
+            local_addrs.push((listener.kind(), addr));
+            tasks.push(tokio::spawn(accept(listener, shared.clone())));
+        }
+        if let Some(tls) = tls {
+            tasks.push(tls.spawn_reloader(TLS_POLL));
+        }
+        tasks.push(tokio::spawn({
             let shared = shared.clone();
             async move {
                 recover(&shared).await;
                 shared.ready.store(true, Ordering::Release);
                 tracing::info!("start-up recovery done: accepting sessions");
             }
-        });
+        }));
         Ok(Broker {
             shared,
-            accept,
-            recovery,
-            local_addr,
+            tasks,
+            local_addrs,
         })
     }
 
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+    /// The address of the first listener of `kind`.
+    pub fn local_addr(&self, kind: Kind) -> Option<SocketAddr> {
+        self.local_addrs
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, addr)| *addr)
     }
 
     pub fn registry(&self) -> &Registry {
         &self.shared.registry
     }
 
-    /// Stops accepting, tells every client the server is shutting down (5.0 reason 0x8B)
-    /// and gives the connections `grace` to end their sessions in the log.
-    pub async fn shutdown(self, grace: Duration) {
-        self.accept.abort();
-        self.recovery.abort();
+    /// What the HTTP listener reads and the drain it starts.
+    pub fn handle(&self) -> BrokerHandle {
+        BrokerHandle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Drains (503 to the balancer, CONNECT refused) for `drain_grace` so the balancer
+    /// takes the node out, then stops accepting, tells every client the server is
+    /// shutting down (5.0 reason 0x8B) and gives the connections `grace` to end their
+    /// sessions in the log.
+    pub async fn shutdown(self, drain_grace: Duration, grace: Duration) {
+        if !self.shared.draining.swap(true, Ordering::AcqRel) {
+            tracing::info!(?drain_grace, "draining before shutdown");
+            tokio::time::sleep(drain_grace).await;
+        }
+        for task in &self.tasks {
+            task.abort();
+        }
         self.shared.ready.store(false, Ordering::Release);
         self.shared.registry.shutdown_all();
         let deadline = tokio::time::Instant::now() + grace;
@@ -175,12 +219,70 @@ impl Broker {
     }
 }
 
-async fn accept(listener: TcpListener, shared: Arc<Shared>) {
+/// The broker as the HTTP listener sees it.
+#[derive(Clone)]
+pub struct BrokerHandle {
+    shared: Arc<Shared>,
+}
+
+/// See [`BrokerHandle::status`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BrokerStatus {
+    /// Start-up recovery is done: CONNECTs are answered.
+    pub accepting: bool,
+    pub draining: bool,
+    /// Connections bound to a session.
+    pub connections: usize,
+}
+
+impl BrokerHandle {
+    pub fn status(&self) -> BrokerStatus {
+        BrokerStatus {
+            accepting: self.shared.ready.load(Ordering::Acquire),
+            draining: self.shared.draining.load(Ordering::Acquire),
+            connections: self.shared.registry.connections(),
+        }
+    }
+
+    /// The clients connected to this node, by client id.
+    pub fn clients(&self) -> Vec<ClientInfo> {
+        self.shared.clients.list()
+    }
+
+    /// Starts draining: from now on the health check reports 503 and CONNECTs are refused
+    /// ("server unavailable"); after `grace` every client is disconnected (5.0 reason
+    /// 0x8B) so it reconnects through the balancer to another node. The node stays in the
+    /// cluster. Returns false if the node was already draining.
+    pub fn drain(&self, grace: Duration) -> bool {
+        if self.shared.draining.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        tracing::info!(
+            ?grace,
+            "draining: clients are disconnected after the grace period"
+        );
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            shared.registry.shutdown_all();
+            tracing::info!("drained: clients told to reconnect elsewhere");
+        });
+        true
+    }
+}
+
+async fn accept(listener: Listener, shared: Arc<Shared>) {
     loop {
         match listener.accept().await {
-            Ok((stream, peer)) => {
-                let _ = stream.set_nodelay(true);
-                tokio::spawn(connection::serve(stream, peer, shared.clone()));
+            Ok(incoming) => {
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let socket_peer = incoming.socket_peer();
+                    match incoming.handshake().await {
+                        Ok((stream, peer)) => connection::serve(stream, peer, shared).await,
+                        Err(e) => tracing::debug!(peer = %socket_peer, "connection closed: {e}"),
+                    }
+                });
             }
             Err(e) => {
                 // Out of file descriptors, mostly: wait rather than spin.

@@ -71,6 +71,19 @@ pub(crate) struct NodeInner {
     pub(crate) qos0: broadcast::Sender<bytes::Bytes>,
 }
 
+/// See [`ClusterHandle::raft_health`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RaftHealth {
+    /// The leader this node trusts (see [`ClusterHandle::leader`]).
+    pub leader: Option<NodeId>,
+    /// In the membership this node knows, as a voter or a learner.
+    pub member: bool,
+    pub voter: bool,
+    pub applied: Option<u64>,
+    /// The committed index this node last recorded.
+    pub committed: Option<u64>,
+}
+
 /// A running node.
 pub struct Node {
     inner: Arc<NodeInner>,
@@ -117,6 +130,25 @@ impl ClusterHandle {
             }
         }
         Some(leader)
+    }
+
+    /// What a load balancer's readiness check needs to know of this node's Raft.
+    pub fn raft_health(&self) -> RaftHealth {
+        let (voter, member) = self.inner.role_in_membership();
+        let applied = self
+            .inner
+            .raft
+            .metrics()
+            .borrow()
+            .last_applied
+            .map(|id| id.index);
+        RaftHealth {
+            leader: self.leader(),
+            member,
+            voter,
+            applied,
+            committed: self.inner.log.committed_index().ok().flatten(),
+        }
     }
 
     /// The cluster address of member `id`.

@@ -22,6 +22,9 @@ use crate::cluster::node::NodeConfig;
 use crate::cluster::proposer::ProposerConfig;
 use crate::session::Limits;
 
+mod listeners;
+pub use listeners::{Listen, ListenerArgs};
+
 /// raftmq — an MQTT 3.1.1 / 5.0 broker cluster whose sessions survive the loss of any node.
 ///
 /// Without a subcommand, runs a node. A fresh node with no `--join` makes itself a
@@ -43,6 +46,22 @@ pub enum Command {
     /// Load generators that print figures.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Operate one node through its HTTP listener.
+    #[command(subcommand)]
+    Node(NodeCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NodeCommand {
+    /// Take the node out of service without losing anything: its /health/ready answers
+    /// 503 and it refuses new CONNECTs at once, and after its --drain-grace-ms it
+    /// disconnects its clients (5.0 reason 0x8B) so they reconnect through the balancer.
+    /// The node stays in the cluster; stop it or restart it afterwards.
+    Drain {
+        /// host:port of the node's HTTP listener (--http-listen).
+        #[arg(long, default_value = "127.0.0.1:8081", env = "RAFTMQ_HTTP")]
+        http: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -179,7 +198,7 @@ pub struct RunArgs {
     /// host:port other nodes use to reach this one [default: --cluster-listen].
     #[arg(long, env = "RAFTMQ_CLUSTER_ADVERTISE")]
     pub cluster_advertise: Option<String>,
-    /// Address of the MQTT listener (TCP).
+    /// Address of the MQTT listener (plain TCP).
     #[arg(long, default_value = "0.0.0.0:1883", env = "RAFTMQ_MQTT_LISTEN")]
     pub mqtt_listen: SocketAddr,
     /// Largest MQTT packet a client may send, bytes (announced in v5 CONNACK).
@@ -231,6 +250,8 @@ pub struct RunArgs {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "RAFTMQ_LOG_FORMAT")]
     pub log_format: LogFormat,
+    #[command(flatten)]
+    pub listeners: ListenerArgs,
 }
 
 /// A setting that cannot work, said plainly.
@@ -254,6 +275,10 @@ pub enum ConfigError {
         "--cluster-listen {0} is a wildcard address: set --cluster-advertise to the address peers should use"
     )]
     Advertise(SocketAddr),
+    #[error("TLS needs both --tls-cert and --tls-key (and --tls-client-ca needs them too)")]
+    TlsIncomplete,
+    #[error("--ws-path `{0}` must start with /")]
+    WsPath(String),
 }
 
 impl RunArgs {
@@ -266,7 +291,8 @@ impl RunArgs {
             return Err(ConfigError::ZeroWindow);
         }
         Ok(BrokerConfig {
-            mqtt_listen: self.mqtt_listen,
+            listeners: self.listeners.specs(self.mqtt_listen)?,
+            tls: self.listeners.tls_files()?,
             limits: Limits {
                 max_packet_size: self.max_packet_size,
                 receive_maximum: self.receive_maximum,
@@ -370,11 +396,73 @@ mod tests {
     }
 
     #[test]
-    fn the_example_file_in_the_repository_is_valid() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/raftmq.toml");
-        let cli = Cli::load(["raftmq", "--config", path]).unwrap();
-        cli.run.node_config().unwrap();
-        cli.run.broker_config().unwrap();
+    fn the_example_files_in_the_repository_are_valid() {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let mut files = vec![format!("{root}/raftmq.toml")];
+        files.extend((1..=3).map(|n| format!("{root}/deploy/cluster/node{n}.toml")));
+        for path in files {
+            let cli = Cli::load(["raftmq", "--config", path.as_str()])
+                .unwrap_or_else(|e| panic!("{path}: {e}"));
+            cli.run
+                .node_config()
+                .unwrap_or_else(|e| panic!("{path}: {e}"));
+            let broker = cli
+                .run
+                .broker_config()
+                .unwrap_or_else(|e| panic!("{path}: {e}"));
+            assert!(!broker.listeners.is_empty(), "{path}");
+        }
+    }
+
+    #[test]
+    fn listeners_follow_their_flags() {
+        let kinds = |args: &[&str]| -> Vec<crate::transport::Kind> {
+            parse(args)
+                .broker_config()
+                .unwrap()
+                .listeners
+                .iter()
+                .map(|l| l.kind)
+                .collect()
+        };
+        use crate::transport::Kind::*;
+        // Without a certificate the TLS kinds stay off.
+        assert_eq!(kinds(&[]), [Tcp, Ws]);
+        assert_eq!(kinds(&["--ws-listen", "off"]), [Tcp]);
+        assert_eq!(
+            kinds(&["--tls-cert", "c.pem", "--tls-key", "k.pem"]),
+            [Tcp, Tls, Ws, Wss]
+        );
+        assert_eq!(
+            kinds(&[
+                "--tls-cert",
+                "c.pem",
+                "--tls-key",
+                "k.pem",
+                "--wss-listen",
+                "off"
+            ]),
+            [Tcp, Tls, Ws]
+        );
+        let proxied = parse(&[
+            "--mqtt-proxy-protocol=true",
+            "--proxy-trusted",
+            "10.0.0.0/8",
+        ])
+        .broker_config()
+        .unwrap();
+        assert!(proxied.listeners[0].proxy.is_some());
+        assert!(proxied.listeners[1].proxy.is_none());
+        assert_eq!(
+            parse(&["--tls-cert", "c.pem"]).broker_config().unwrap_err(),
+            ConfigError::TlsIncomplete
+        );
+        assert_eq!(
+            parse(&["--ws-path", "mqtt"]).broker_config().unwrap_err(),
+            ConfigError::WsPath("mqtt".into())
+        );
+        let bad = Cli::try_parse_from(["raftmq", "--proxy-trusted", "10.0.0.0/40"]);
+        assert!(bad.is_err(), "a bad network is refused at parse time");
     }
 
     fn parse(args: &[&str]) -> RunArgs {

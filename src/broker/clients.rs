@@ -1,0 +1,58 @@
+//! The clients connected to this node, for the client listing of the HTTP API: who they
+//! are, where they come from (the PROXY header's address when a balancer sent one), and
+//! over which listener.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+use crate::cluster::command::Millis;
+use crate::transport::Kind;
+
+/// One connected client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClientInfo {
+    pub client_id: String,
+    /// The client's address (from the PROXY header behind a balancer).
+    pub peer: SocketAddr,
+    /// The balancer's address, when the connection came through one with a PROXY header.
+    pub via: Option<SocketAddr>,
+    pub listener: Kind,
+    /// A verified client certificate's name (this node's mTLS, or the balancer's).
+    pub identity: Option<String>,
+    /// 4 (3.1.1) or 5.
+    pub protocol: u8,
+    pub session_present: bool,
+    /// Milliseconds since the Unix epoch.
+    pub connected_at: Millis,
+}
+
+/// Connected clients by connection number.
+#[derive(Default)]
+pub(crate) struct Clients {
+    inner: Mutex<HashMap<u64, ClientInfo>>,
+}
+
+impl Clients {
+    // Held only for map operations; a panic while holding it leaves the map usable.
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, ClientInfo>> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn insert(&self, conn: u64, info: ClientInfo) {
+        self.lock().insert(conn, info);
+    }
+
+    pub(crate) fn remove(&self, conn: u64) {
+        self.lock().remove(&conn);
+    }
+
+    /// Every connected client, by client id.
+    pub(crate) fn list(&self) -> Vec<ClientInfo> {
+        let mut all: Vec<ClientInfo> = self.lock().values().cloned().collect();
+        all.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+        all
+    }
+}
