@@ -57,6 +57,8 @@ pub(crate) struct Opts {
     /// At most this many QoS 1/2 publishes unacknowledged (rumqttc's default: 100 in
     /// 3.1.1, the server's Receive Maximum in 5.0).
     pub(crate) inflight: Option<u16>,
+    /// Connect over TLS with this client configuration (the server name is 127.0.0.1).
+    pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Opts {
@@ -69,7 +71,15 @@ impl Opts {
             reconnect: false,
             dup_on_resend: false,
             inflight: None,
+            tls: None,
         }
+    }
+
+    // Used by the load-balancer drill, which shares this module.
+    #[allow(dead_code)]
+    pub(crate) fn tls(mut self, config: Arc<rustls::ClientConfig>) -> Opts {
+        self.tls = Some(config);
+        self
     }
 
     /// Clean session 0 (3.1.1); clean start 0 and a 300 s session expiry (5.0).
@@ -338,6 +348,11 @@ fn v4_options(opts: &Opts, addr: &str) -> rumqttc::MqttOptions {
     if let Some(inflight) = opts.inflight {
         options.set_inflight(inflight);
     }
+    if let Some(tls) = &opts.tls {
+        options.set_transport(rumqttc::Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Rustls(tls.clone()),
+        ));
+    }
     options
 }
 
@@ -347,6 +362,11 @@ fn v5_options(opts: &Opts, addr: &str) -> r5::MqttOptions {
     options.set_session_expiry_interval(opts.session_expiry);
     if let Some(inflight) = opts.inflight {
         options.set_outgoing_inflight_upper_limit(inflight);
+    }
+    if let Some(tls) = &opts.tls {
+        options.set_transport(rumqttc::Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Rustls(tls.clone()),
+        ));
     }
     options
 }

@@ -54,6 +54,10 @@ def parse_args(description, extra=None):
                         help="unique prefix for client ids and topics")
     parser.add_argument("--timeout", type=float, default=20.0,
                         help="seconds after which the script fails, whatever it is doing")
+    parser.add_argument("--transport", choices=["tcp", "websockets"], default="tcp")
+    parser.add_argument("--ws-path", default="/mqtt")
+    parser.add_argument("--ca", default=None,
+                        help="connect over TLS, trusting this CA certificate (PEM)")
     if extra is not None:
         extra(parser)
     args = parser.parse_args()
@@ -78,13 +82,19 @@ class Client:
         self.v5 = args.protocol == "5"
         self.clean = clean
         self.session_expiry = session_expiry
+        transport = getattr(args, "transport", "tcp")
         if self.v5:
             self.paho = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                                    protocol=mqtt.MQTTv5, reconnect_on_failure=False)
+                                    protocol=mqtt.MQTTv5, reconnect_on_failure=False,
+                                    transport=transport)
         else:
             self.paho = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
                                     clean_session=clean, protocol=mqtt.MQTTv311,
-                                    reconnect_on_failure=False)
+                                    reconnect_on_failure=False, transport=transport)
+        if transport == "websockets":
+            self.paho.ws_set_options(path=args.ws_path)
+        if getattr(args, "ca", None):
+            self.paho.tls_set(ca_certs=args.ca)
         if will is not None:
             topic, payload, qos = will
             self.paho.will_set(topic, payload, qos=qos, retain=False)
