@@ -17,8 +17,13 @@
 //! - [`bench`]: load generators that print figures; [`local_cluster`]: node processes on
 //!   loopback for the benches and tests.
 //!
-//! Still to come, in the order of the issues: `transport/` (TLS, WebSocket, PROXY) and
-//! `admin/` (health, metrics, API). `../shared/DESIGN.md` §7 is the target layout.
+//! - [`transport`]: TCP, TLS, WebSocket and the PROXY protocol, one stream type out, and
+//!   who is on the other end; knows nothing of MQTT.
+//! - [`admin`]: the HTTP listener for load balancers and operators (health, connected
+//!   clients, drain), reading through the cluster and broker handles.
+//!
+//! Still to come, in the order of the issues: metrics and the REST API in `admin/`.
+//! `../shared/DESIGN.md` §7 is the target layout.
 //!
 //! # The path of one QoS 1 PUBLISH
 //! A connection task ([`broker`]) reads bytes into a `BytesMut`; [`mqtt::Codec::decode`]
