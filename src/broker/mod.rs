@@ -65,6 +65,8 @@ pub(crate) struct Shared {
     ready: AtomicBool,
     /// Draining: CONNECTs are refused and the health check reports 503.
     draining: AtomicBool,
+    /// When a drain under way disconnects the clients.
+    drain_ends: std::sync::Mutex<Option<tokio::time::Instant>>,
     connections: AtomicU64,
 }
 
@@ -75,6 +77,20 @@ impl Shared {
         self.ready.load(Ordering::Acquire)
             && !self.draining.load(Ordering::Acquire)
             && self.cluster.leader().is_some()
+    }
+
+    /// Starts draining unless a drain is under way; returns when it disconnects the
+    /// clients, and whether this call started it.
+    fn start_drain(&self, grace: Duration) -> (tokio::time::Instant, bool) {
+        // Held for two field operations only; a poisoned lock still holds a valid time.
+        let mut ends = self.drain_ends.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(at) = *ends {
+            return (at, false);
+        }
+        let at = tokio::time::Instant::now() + grace;
+        *ends = Some(at);
+        self.draining.store(true, Ordering::Release);
+        (at, true)
     }
 
     pub(crate) fn next_connection(&self) -> u64 {
@@ -145,6 +161,7 @@ impl Broker {
             clients: clients::Clients::default(),
             ready: AtomicBool::new(false),
             draining: AtomicBool::new(false),
+            drain_ends: std::sync::Mutex::new(None),
             connections: AtomicU64::new(0),
         });
         tokio::spawn(qos0::receive(cluster.clone(), registry));
@@ -201,10 +218,10 @@ impl Broker {
     /// shutting down (5.0 reason 0x8B) and gives the connections `grace` to end their
     /// sessions in the log.
     pub async fn shutdown(self, drain_grace: Duration, grace: Duration) {
-        if !self.shared.draining.swap(true, Ordering::AcqRel) {
-            tracing::info!(?drain_grace, "draining before shutdown");
-            tokio::time::sleep(drain_grace).await;
-        }
+        // A drain under way (`raftmq node drain`) keeps its own end.
+        let (ends, _) = self.shared.start_drain(drain_grace);
+        tracing::info!(?drain_grace, "draining before shutdown");
+        tokio::time::sleep_until(ends).await;
         for task in &self.tasks {
             task.abort();
         }
@@ -254,7 +271,8 @@ impl BrokerHandle {
     /// 0x8B) so it reconnects through the balancer to another node. The node stays in the
     /// cluster. Returns false if the node was already draining.
     pub fn drain(&self, grace: Duration) -> bool {
-        if self.shared.draining.swap(true, Ordering::AcqRel) {
+        let (ends, started) = self.shared.start_drain(grace);
+        if !started {
             return false;
         }
         tracing::info!(
@@ -263,7 +281,7 @@ impl BrokerHandle {
         );
         let shared = self.shared.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(grace).await;
+            tokio::time::sleep_until(ends).await;
             shared.registry.shutdown_all();
             tracing::info!("drained: clients told to reconnect elsewhere");
         });
