@@ -41,12 +41,45 @@ pub struct LocalCluster {
     pub nodes: Vec<LocalNode>,
 }
 
-/// A port that was free a moment ago on 127.0.0.1.
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// Ports handed out come from below the kernel's ephemeral range (32768–60999 by
+/// default): a port the kernel picked for us (bind to port 0) is free only until some
+/// outgoing connection takes it as its local port, and the tests make thousands of those
+/// while nodes start. Here the only competition is this process's own earlier picks.
+const PORT_RANGE: std::ops::Range<u16> = 20_000..32_000;
+
+/// A port on 127.0.0.1 that was free a moment ago and that no other caller in this
+/// process has been given.
+pub fn free_port() -> anyhow::Result<u16> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let span = u32::from(PORT_RANGE.end - PORT_RANGE.start);
+    // Start at a random place, so processes run one after another rarely meet.
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        rand::random::<u32>() % span,
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    );
+    for _ in 0..span {
+        let offset = NEXT.fetch_add(1, Ordering::AcqRel) % span;
+        let port = PORT_RANGE.start + offset as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    bail!("no free port in {PORT_RANGE:?} on 127.0.0.1")
 }
 
 impl LocalCluster {
+    /// Keeps the nodes' logs and data when the cluster is dropped, and says where.
+    fn keep_files(&mut self) {
+        let Ok(replacement) = tempfile::tempdir() else {
+            return;
+        };
+        let root = std::mem::replace(&mut self.root, replacement);
+        eprintln!("node logs and data kept in {}", root.keep().display());
+    }
+
     /// Starts `size` nodes: the first bootstraps, the others join it at start. Returns once
     /// every node is a voter. `extra` is passed to every node (Raft timeouts, snapshot
     /// threshold, ...).
@@ -68,9 +101,10 @@ impl LocalCluster {
             };
             cluster.add_node(join.as_deref(), true)?;
         }
-        cluster
-            .wait_for_voters(size, Duration::from_secs(60))
-            .await?;
+        if let Err(e) = cluster.wait_for_voters(size, Duration::from_secs(60)).await {
+            cluster.keep_files();
+            return Err(e);
+        }
         Ok(cluster)
     }
 
@@ -290,14 +324,7 @@ impl Drop for LocalCluster {
         }
         // A failing test keeps the nodes' logs and data for the post-mortem.
         if std::thread::panicking() {
-            let root = std::mem::replace(
-                &mut self.root,
-                match tempfile::tempdir() {
-                    Ok(dir) => dir,
-                    Err(_) => return,
-                },
-            );
-            eprintln!("node logs and data kept in {}", root.keep().display());
+            self.keep_files();
         }
     }
 }

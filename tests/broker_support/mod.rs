@@ -84,10 +84,7 @@ impl Broker {
 
     /// Mosquitto 2 on a free loopback port, anonymous access allowed, persistence off.
     pub(crate) fn mosquitto() -> Broker {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        let port = raftmq::local_cluster::free_port().expect("free port");
         let dir = tempfile::tempdir().expect("temp dir");
         let conf = dir.path().join("mosquitto.conf");
         std::fs::write(

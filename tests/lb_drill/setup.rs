@@ -105,10 +105,7 @@ pub(crate) async fn wait_ready(http: &str, timeout: Duration) {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
+    raftmq::local_cluster::free_port().expect("free port")
 }
 
 /// A balancer process, killed when dropped.
