@@ -55,3 +55,24 @@ async fn readiness_follows_the_quorum() {
         assert_eq!(report["ready"], true, "{}: {report}", node.http_addr);
     }
 }
+
+/// The follower's side: a follower whose leader and other follower die has nobody to
+/// follow; it turns 503 as soon as its election timeout has fired (it becomes a candidate
+/// and no longer names a leader), well within two election timeouts.
+#[tokio::test]
+async fn a_follower_left_alone_turns_unready() {
+    let mut cluster = cluster_with(3, &[]).await;
+    let leader = cluster.leader().await.expect("the cluster has a leader");
+    let follower = (leader + 1) % 3;
+    let (status, report) = ready(&cluster.nodes[follower].http_addr).await;
+    assert_eq!(status, 200, "{report}");
+    for i in 0..3 {
+        if i != follower {
+            cluster.kill(i).expect("SIGKILL a node");
+        }
+    }
+    let report =
+        wait_ready_status(&cluster.nodes[follower].http_addr, 503, LEADER_LOST_WITHIN).await;
+    assert!(has_reason(&report, "leader"), "{report}");
+    assert_eq!(report["leader"], Value::Null, "{report}");
+}
