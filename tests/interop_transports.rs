@@ -11,40 +11,23 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
+use broker_support::certs::Pki;
 use raftmq::local_cluster::LocalCluster;
 use tokio::process::Command;
 use tokio::time::timeout;
 
 const PROCESS_TIMEOUT: Duration = Duration::from_secs(40);
 
-/// A CA and a server certificate for 127.0.0.1; returns the CA's PEM path and the
-/// node's certificate and key paths.
-fn certificates(dir: &Path) -> (String, String, String) {
-    let ca_key = rcgen::KeyPair::generate().expect("CA key");
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA");
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "raftmq interop CA");
-    let ca = ca_params.self_signed(&ca_key).expect("CA certificate");
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let key = rcgen::KeyPair::generate().expect("key");
-    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])
-        .expect("params")
-        .signed_by(&key, &issuer)
-        .expect("certificate");
-    let paths = ["ca.pem", "node.crt", "node.key"].map(|f| dir.join(f).display().to_string());
-    std::fs::write(&paths[0], ca.pem()).expect("write");
-    std::fs::write(&paths[1], cert.pem()).expect("write");
-    std::fs::write(&paths[2], key.serialize_pem()).expect("write");
-    let [ca, cert, key] = paths;
-    (ca, cert, key)
-}
-
-async fn node_with_tls(dir: &Path) -> (LocalCluster, String) {
-    let (ca, cert, key) = certificates(dir);
-    let cluster = broker_support::cluster_with(1, &["--tls-cert", &cert, "--tls-key", &key]).await;
-    (cluster, ca)
+/// One node with a certificate for 127.0.0.1 from a test CA, and the CA's PEM file (the
+/// files live as long as the returned `Pki`).
+async fn node_with_tls() -> (LocalCluster, Pki, String) {
+    let pki = Pki::new("raftmq interop CA");
+    let files = pki.server_files(&pki.server("raftmq interop node"));
+    let args = files.args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let cluster = broker_support::cluster_with(1, &args).await;
+    let ca = pki.ca_file().display().to_string();
+    (cluster, pki, ca)
 }
 
 /// Runs `script` against `addr` with `extra` options; it must exit 0 and print `ok` last.
@@ -88,8 +71,7 @@ async fn paho(script: &str, addr: &str, protocol: &str, prefix: &str, extra: &[&
 
 #[tokio::test]
 async fn paho_over_websocket_both_protocols() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (cluster, _) = node_with_tls(dir.path()).await;
+    let (cluster, _pki, _) = node_with_tls().await;
     let ws = &cluster.nodes[0].ws_addr;
     for protocol in ["311", "5"] {
         let prefix = format!("ws{protocol}-{}", std::process::id());
@@ -115,8 +97,7 @@ async fn paho_over_websocket_both_protocols() {
 
 #[tokio::test]
 async fn paho_over_tls_and_websocket_over_tls() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (cluster, ca) = node_with_tls(dir.path()).await;
+    let (cluster, _pki, ca) = node_with_tls().await;
     let node = &cluster.nodes[0];
     for protocol in ["311", "5"] {
         let prefix = format!("tls{protocol}-{}", std::process::id());
@@ -142,8 +123,7 @@ async fn paho_over_tls_and_websocket_over_tls() {
 
 #[tokio::test]
 async fn a_websocket_client_on_another_path_is_refused() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (cluster, _) = node_with_tls(dir.path()).await;
+    let (cluster, _pki, _) = node_with_tls().await;
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/pubsub.py");
     let port = broker_support::port_of(&cluster.nodes[0].ws_addr).to_string();
     let output = timeout(

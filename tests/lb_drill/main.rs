@@ -42,7 +42,7 @@ async fn haproxy_tls_kill_the_subscribers_node() {
     let certs = setup::certs(dir.path());
     let mut cluster = setup::proxied_cluster(1500).await;
     let haproxy = setup::haproxy(&cluster, &certs).await;
-    let tls = setup::client_tls(&certs.ca_pem);
+    let tls = setup::client_tls(&certs);
 
     // The nodes see the client's own address (from the PROXY v2 header), not HAProxy's.
     let stream = tokio::net::TcpStream::connect(&haproxy.mqtt_tls)
@@ -86,7 +86,7 @@ async fn haproxy_tls_drain_the_subscribers_node() {
     let certs = setup::certs(dir.path());
     let mut cluster = setup::proxied_cluster(1500).await;
     let haproxy = setup::haproxy(&cluster, &certs).await;
-    let tls = setup::client_tls(&certs.ca_pem);
+    let tls = setup::client_tls(&certs);
     let times = drill::run(&mut cluster, &haproxy, tls, Fault::Drain, "hd").await;
     report("haproxy", Fault::Drain, times);
 }
@@ -97,7 +97,7 @@ async fn nginx_tls_kill_the_subscribers_node() {
     let certs = setup::certs(dir.path());
     let mut cluster = setup::proxied_cluster(1500).await;
     let nginx = setup::nginx(&cluster, &certs).await;
-    let tls = setup::client_tls(&certs.ca_pem);
+    let tls = setup::client_tls(&certs);
     let times = drill::run(&mut cluster, &nginx, tls, Fault::Kill, "nk").await;
     report("nginx", Fault::Kill, times);
 }

@@ -8,11 +8,13 @@ use std::time::{Duration, Instant};
 
 use raftmq::local_cluster::LocalCluster;
 
+use crate::broker_support::certs::{ANY_VERSION, Pki, client_config};
 use crate::broker_support::{TEST_NODE_ARGS, raftmq_binary, wait_serving};
 
-/// A CA and a server certificate for 127.0.0.1 / localhost, as PEM files in `dir`.
+/// The test CA, the balancer's server certificate for 127.0.0.1 / localhost, and the
+/// files the balancers read.
 pub(crate) struct Certs {
-    pub(crate) ca_pem: String,
+    pub(crate) pki: Pki,
     /// Certificate then key, the form HAProxy's `crt` takes.
     pub(crate) combined: PathBuf,
     pub(crate) cert: PathBuf,
@@ -20,50 +22,23 @@ pub(crate) struct Certs {
 }
 
 pub(crate) fn certs(dir: &Path) -> Certs {
-    let ca_key = rcgen::KeyPair::generate().expect("CA key");
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "raftmq drill CA");
-    let ca = ca_params.self_signed(&ca_key).expect("CA certificate");
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let key = rcgen::KeyPair::generate().expect("server key");
-    let params = rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
-        .expect("server params");
-    let cert = params.signed_by(&key, &issuer).expect("server certificate");
-    let paths = Certs {
-        ca_pem: ca.pem(),
-        combined: dir.join("server-combined.pem"),
-        cert: dir.join("server.crt"),
-        key: dir.join("server.key"),
-    };
-    std::fs::write(&paths.cert, cert.pem()).expect("write cert");
-    std::fs::write(&paths.key, key.serialize_pem()).expect("write key");
-    std::fs::write(
-        &paths.combined,
-        format!("{}{}", cert.pem(), key.serialize_pem()),
-    )
-    .expect("write combined PEM");
-    paths
+    let pki = Pki::new("raftmq drill CA");
+    let leaf = pki.server("raftmq drill balancer");
+    let files = pki.server_files(&leaf);
+    let combined = dir.join("server-combined.pem");
+    std::fs::write(&combined, format!("{}{}", leaf.cert_pem, leaf.key_pem))
+        .expect("write combined PEM");
+    Certs {
+        combined,
+        cert: files.cert,
+        key: files.key,
+        pki,
+    }
 }
 
-/// A TLS client configuration that trusts only `ca_pem` (ring: the dev-dependencies bring
-/// a second provider, so none is left to the process default).
-pub(crate) fn client_tls(ca_pem: &str) -> Arc<rustls::ClientConfig> {
-    use rustls_pki_types::CertificateDer;
-    use rustls_pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-        roots.add(cert.expect("CA PEM")).expect("CA certificate");
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Arc::new(config)
+/// A TLS client configuration that trusts only the test CA.
+pub(crate) fn client_tls(certs: &Certs) -> Arc<rustls::ClientConfig> {
+    client_config(&[certs.pki.ca_cert()], ANY_VERSION, None)
 }
 
 /// Three nodes that expect PROXY headers on their MQTT and WebSocket listeners (from

@@ -13,13 +13,12 @@
 //!   CONNECT refused, then DISCONNECT 0x8B; a persistent session resumes on another node
 //!   with every message published meanwhile, exactly once.
 //!
-//! WebSocket is tested elsewhere (with paho-mqtt). `certs` makes the PKI with rcgen, `wire`
+//! WebSocket is tested elsewhere (with paho-mqtt). `broker_support::certs` makes the PKI with rcgen, `wire`
 //! is a bare MQTT client over any byte stream (TLS, after a PROXY header), `rumqtt` drives
 //! rumqttc 0.25 over TLS, `http` talks to the HTTP listener.
 
 #[path = "../broker_support/mod.rs"]
 mod broker_support;
-mod certs;
 mod drain;
 mod health;
 mod http;

@@ -13,8 +13,8 @@ use rustls::{ClientConfig, ProtocolVersion};
 use serde_json::Value;
 use tokio::time::Instant;
 
+use crate::broker_support::certs::{ANY_VERSION, Pki, TLS12_ONLY, client_config};
 use crate::broker_support::{cluster_with, raftmq_binary};
-use crate::certs::{ANY_VERSION, Pki, TLS12_ONLY, client_config};
 use crate::http::wait_client;
 use crate::rumqtt::TlsClient;
 use crate::unique;
