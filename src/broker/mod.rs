@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 
 use crate::cluster::clock;
 use crate::cluster::command::{Command, Disconnect};
+use crate::cluster::handoff::HandOff;
 use crate::cluster::node::ClusterHandle;
 use crate::cluster::state::SubscriptionIndex;
 use crate::session::Limits;
@@ -39,6 +40,9 @@ pub struct BrokerConfig {
     pub tls: Option<TlsFiles>,
     pub limits: Limits,
 }
+
+/// How long a drain may pause appends to hand leadership over.
+const HAND_OFF_WITHIN: Duration = Duration::from_secs(5);
 
 /// How often the TLS files are checked for a change.
 const TLS_POLL: Duration = Duration::from_secs(2);
@@ -67,6 +71,8 @@ pub(crate) struct Shared {
     draining: AtomicBool,
     /// When a drain under way disconnects the clients.
     drain_ends: std::sync::Mutex<Option<tokio::time::Instant>>,
+    /// The drain's leadership hand-off, run once.
+    hand_off: tokio::sync::OnceCell<HandOff>,
     connections: AtomicU64,
 }
 
@@ -91,6 +97,19 @@ impl Shared {
         *ends = Some(at);
         self.draining.store(true, Ordering::Release);
         (at, true)
+    }
+
+    /// Hands Raft leadership to another node if this one leads (once per drain; callers
+    /// that come later wait for the same result).
+    async fn hand_off(&self) -> HandOff {
+        self.hand_off
+            .get_or_init(|| async {
+                let outcome = self.cluster.hand_off_leadership(HAND_OFF_WITHIN).await;
+                tracing::info!(?outcome, "drain: leadership hand-off");
+                outcome
+            })
+            .await
+            .clone()
     }
 
     pub(crate) fn next_connection(&self) -> u64 {
@@ -162,6 +181,7 @@ impl Broker {
             ready: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             drain_ends: std::sync::Mutex::new(None),
+            hand_off: tokio::sync::OnceCell::new(),
             connections: AtomicU64::new(0),
         });
         tokio::spawn(qos0::receive(cluster.clone(), registry));
@@ -221,7 +241,7 @@ impl Broker {
         // A drain under way (`raftmq node drain`) keeps its own end.
         let (ends, _) = self.shared.start_drain(drain_grace);
         tracing::info!(?drain_grace, "draining before shutdown");
-        tokio::time::sleep_until(ends).await;
+        tokio::join!(self.shared.hand_off(), tokio::time::sleep_until(ends));
         for task in &self.tasks {
             task.abort();
         }
@@ -267,7 +287,8 @@ impl BrokerHandle {
     }
 
     /// Starts draining: from now on the health check reports 503 and CONNECTs are refused
-    /// ("server unavailable"); after `grace` every client is disconnected (5.0 reason
+    /// ("server unavailable"), Raft leadership moves to another node if this one leads
+    /// (and never comes back before a restart); after `grace` every client is disconnected (5.0 reason
     /// 0x8B) so it reconnects through the balancer to another node. The node stays in the
     /// cluster. Returns false if the node was already draining.
     pub fn drain(&self, grace: Duration) -> bool {
@@ -281,7 +302,7 @@ impl BrokerHandle {
         );
         let shared = self.shared.clone();
         tokio::spawn(async move {
-            tokio::time::sleep_until(ends).await;
+            tokio::join!(shared.hand_off(), tokio::time::sleep_until(ends));
             shared.registry.shutdown_all();
             tracing::info!("drained: clients told to reconnect elsewhere");
         });

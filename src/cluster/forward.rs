@@ -1,154 +1,23 @@
-//! Followers' proposals to the leader, pipelined: one ordered gRPC stream per follower
-//! (`ProposeStream`), on which the follower keeps several batches in flight. The leader
-//! appends the batches in stream order and answers each once applied, so commands that
-//! one connection proposed through its node still enter the log in the order it proposed
-//! them. A stream whose receiver has refused a batch (it was not the leader) refuses every
-//! later one, so a batch can never be appended after a later one of the same stream.
+//! The leader's side of followers' proposals: one ordered gRPC stream per follower
+//! (`ProposeStream`, the follower's side is `forwarder`), on which the follower keeps
+//! several batches in flight. The leader appends the batches in stream order and answers
+//! each once applied, so commands that one connection proposed through its node still
+//! enter the log in the order it proposed them. A stream whose receiver has refused a
+//! batch (it was not the leader) refuses every later one, so a batch can never be
+//! appended after a later one of the same stream.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use openraft::Raft;
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Streaming;
 
-use super::command::{BatchOutcome, CommandBatch};
-use super::network::ClusterNetwork;
+use super::command::CommandBatch;
+use super::forwarder::STREAM_DEPTH;
 use super::node::NodeInner;
-use super::proposer::ProposeError;
 use super::proto::{self, pb};
 use super::types::TypeConfig;
-
-/// A batch's outcome and the log index of its entry.
-pub(crate) type Applied = Result<(BatchOutcome, u64), ProposeError>;
-type Reply = oneshot::Sender<Applied>;
-
-/// Batches a follower may have in flight on its stream before the next one waits.
-const STREAM_DEPTH: usize = 64;
-
-/// The follower side: the open stream to the node taken for the leader, if any.
-#[derive(Default)]
-pub(crate) struct Forwarder {
-    stream: Mutex<Option<Stream>>,
-}
-
-struct Stream {
-    addr: String,
-    next_seq: u64,
-    tx: mpsc::Sender<pb::ForwardedBatch>,
-    pending: Arc<Mutex<HashMap<u64, Reply>>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-impl Forwarder {
-    /// Sends `batch` to the leader at `addr` behind every batch sent before, and returns
-    /// the receiver of its outcome.
-    pub(crate) async fn submit(
-        &self,
-        network: &ClusterNetwork,
-        addr: &str,
-        batch: &CommandBatch,
-    ) -> Result<oneshot::Receiver<Applied>, ProposeError> {
-        let bytes =
-            proto::encode("batch", batch).map_err(|e| ProposeError::Unknown(e.to_string()))?;
-        let usable = {
-            let stream = lock(&self.stream);
-            stream
-                .as_ref()
-                .is_some_and(|s| s.addr == addr && !s.tx.is_closed())
-        };
-        if !usable {
-            let stream = open(network, addr).await?;
-            *lock(&self.stream) = Some(stream);
-        }
-        let (reply, rx) = oneshot::channel();
-        let (tx, message) = {
-            let mut guard = lock(&self.stream);
-            let Some(stream) = guard.as_mut() else {
-                return Err(ProposeError::NoLeader);
-            };
-            let seq = stream.next_seq;
-            stream.next_seq += 1;
-            lock(&stream.pending).insert(seq, reply);
-            (
-                stream.tx.clone(),
-                pb::ForwardedBatch {
-                    seq,
-                    batch: bytes.into(),
-                },
-            )
-        };
-        // The sender is the stream's only one and submissions are serialized by the
-        // proposer, so batches go out in submission order.
-        if tx.send(message).await.is_err() {
-            *lock(&self.stream) = None;
-        }
-        Ok(rx)
-    }
-}
-
-async fn open(network: &ClusterNetwork, addr: &str) -> Result<Stream, ProposeError> {
-    let mut client = network.client(addr).map_err(|_| ProposeError::NoLeader)?;
-    let (tx, rx) = mpsc::channel(STREAM_DEPTH);
-    let replies = client
-        .propose_stream(ReceiverStream::new(rx))
-        .await
-        .map_err(|status| {
-            ProposeError::Unknown(format!(
-                "no stream to the leader at {addr}: {}",
-                status.message()
-            ))
-        })?
-        .into_inner();
-    let pending: Arc<Mutex<HashMap<u64, Reply>>> = Arc::default();
-    tokio::spawn(read_replies(replies, pending.clone(), addr.to_owned()));
-    Ok(Stream {
-        addr: addr.to_owned(),
-        next_seq: 0,
-        tx,
-        pending,
-    })
-}
-
-/// Hands each outcome to its batch's caller; when the stream ends, every batch still
-/// waiting has an unknown outcome.
-async fn read_replies(
-    mut replies: Streaming<pb::ForwardedOutcome>,
-    pending: Arc<Mutex<HashMap<u64, Reply>>>,
-    addr: String,
-) {
-    let error = loop {
-        match replies.message().await {
-            Ok(Some(reply)) => {
-                let Some(waiting) = lock(&pending).remove(&reply.seq) else {
-                    continue;
-                };
-                let _ = waiting.send(outcome_of(reply.result).map(|o| (o, reply.index)));
-            }
-            Ok(None) => break format!("the leader at {addr} closed the stream"),
-            Err(status) => break format!("stream to the leader at {addr}: {}", status.message()),
-        }
-    };
-    for (_, waiting) in lock(&pending).drain() {
-        let _ = waiting.send(Err(ProposeError::Unknown(error.clone())));
-    }
-}
-
-fn outcome_of(result: Option<pb::forwarded_outcome::Result>) -> Result<BatchOutcome, ProposeError> {
-    use pb::forwarded_outcome::Result as R;
-    match result {
-        Some(R::Outcome(bytes)) => {
-            proto::decode("outcome", &bytes).map_err(|e| ProposeError::Unknown(e.to_string()))
-        }
-        Some(R::NotLeader(_)) => Err(ProposeError::NoLeader),
-        Some(R::Unknown(e)) => Err(ProposeError::Unknown(e)),
-        None => Err(ProposeError::Unknown("empty reply from the leader".into())),
-    }
-}
 
 /// The leader side of one follower's stream.
 pub(crate) fn serve(
@@ -168,6 +37,8 @@ pub(crate) fn serve(
                 })
             };
             use pb::forwarded_outcome::Result as R;
+            // Held from the look at who leads to the append: a hand-off cannot slip between.
+            let _open = node.gate.open().await;
             refusing = refusing || !node.is_leader();
             if refusing {
                 let leader = pb::Leader {

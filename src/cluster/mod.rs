@@ -9,8 +9,9 @@
 //! - [`state`]: `BrokerState`, the deterministic `apply` over the `storage` crate's tables
 //!   (sessions, queues, messages, retained messages, expiry indexes), with the in-memory
 //!   subscription index derived from them, and read helpers for the rest of the broker.
-//! - [`proposer`]: group commit with several batches in flight; `forward`: followers'
-//!   ordered streams of batches to the leader.
+//! - [`proposer`]: group commit with several batches in flight; `forwarder` and `forward`: followers'
+//!   ordered streams of batches to the leader (each side).
+//! - [`handoff`]: a draining leader hands leadership to a caught-up voter.
 //! - [`clock`]: the leader's periodic `Tick`, and `NodeDown` for removed nodes.
 //! - [`proto`], [`network`] and `service`: the schema and the two sides of the cluster
 //!   gRPC service.
@@ -21,6 +22,8 @@ pub mod admin;
 pub mod clock;
 pub mod command;
 mod forward;
+mod forwarder;
+pub mod handoff;
 pub mod network;
 pub mod node;
 pub mod proposer;

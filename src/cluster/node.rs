@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use openraft::{BasicNode, ChangeMembers, Raft, ServerState, SnapshotPolicy};
@@ -14,6 +15,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
+use super::handoff::{HandOff, LeaderSince, WriteGate};
 use super::network::{ClusterNetwork, MAX_MESSAGE_SIZE};
 use super::proposer::{BatchWriter, Proposer, ProposerConfig};
 use super::proto::pb;
@@ -69,6 +71,14 @@ pub(crate) struct NodeInner {
     /// The log store, read for the committed index in status.
     pub(crate) log: LogStore<TypeConfig>,
     pub(crate) qos0: broadcast::Sender<bytes::Bytes>,
+    /// Closed while leadership is handed over (see `handoff`).
+    pub(crate) gate: Arc<WriteGate>,
+    /// When this node last became leader.
+    pub(crate) leader_since: Arc<LeaderSince>,
+    /// Draining: never campaign again.
+    pub(crate) retiring: AtomicBool,
+    /// A leader not acknowledged by a quorum for this long is not trusted.
+    pub(crate) quorum_lost_after: Duration,
 }
 
 /// See [`ClusterHandle::raft_health`].
@@ -149,6 +159,13 @@ impl ClusterHandle {
             applied,
             committed: self.inner.log.committed_index().ok().flatten(),
         }
+    }
+
+    /// Hands leadership to another voter if this node leads, and keeps this node from
+    /// campaigning from now on: the first step of a drain (see `handoff`). Appends wait
+    /// while it runs, for at most `within`.
+    pub async fn hand_off_leadership(&self, within: Duration) -> HandOff {
+        self.inner.hand_off(within).await
     }
 
     /// The cluster address of member `id`.
@@ -233,13 +250,15 @@ impl Node {
                     addr: config.listen,
                     source,
                 })?;
-        let proposer = Proposer::start(raft.clone(), id, network.clone(), config.proposer);
+        let gate = Arc::new(WriteGate::default());
         let writer = BatchWriter {
             raft: raft.clone(),
             id,
             network: network.clone(),
             config: config.proposer,
+            gate: gate.clone(),
         };
+        let proposer = Proposer::start(writer.clone());
         let (qos0, _) = broadcast::channel(4096);
         let inner = Arc::new(NodeInner {
             id,
@@ -251,6 +270,10 @@ impl Node {
             reader,
             log: log_store.clone(),
             qos0,
+            gate,
+            leader_since: Arc::default(),
+            retiring: AtomicBool::new(false),
+            quorum_lost_after: config.election_max,
         });
         let (stop, mut stopped) = watch::channel(false);
         let service = pb::cluster_server::ClusterServer::new(ClusterService::new(inner.clone()))
@@ -271,6 +294,7 @@ impl Node {
             }
         });
 
+        tokio::spawn(inner.leader_since.clone().track(raft.metrics()));
         tokio::spawn(super::clock::run_ticker(
             raft.clone(),
             inner.proposer.clone(),
@@ -406,7 +430,7 @@ impl NodeInner {
     }
 
     /// Whether this node is a voter, a learner, or neither in the membership it knows.
-    fn role_in_membership(&self) -> (bool, bool) {
+    pub(crate) fn role_in_membership(&self) -> (bool, bool) {
         let metrics = self.raft.metrics();
         let m = metrics.borrow();
         let membership = m.membership_config.membership();

@@ -19,7 +19,9 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::command::{BatchOutcome, Command, CommandBatch, Outcome};
-use super::forward::{Appended, Applied, Forwarder, append};
+use super::forward::{Appended, append};
+use super::forwarder::{Applied, Forwarder};
+use super::handoff::WriteGate;
 use super::network::ClusterNetwork;
 use super::types::{NodeId, TypeConfig};
 
@@ -73,20 +75,9 @@ pub struct Proposer {
 }
 
 impl Proposer {
-    pub(crate) fn start(
-        raft: openraft::Raft<TypeConfig>,
-        id: NodeId,
-        network: ClusterNetwork,
-        config: ProposerConfig,
-    ) -> Self {
+    pub(crate) fn start(writer: BatchWriter) -> Self {
         // Bounded: a flood of proposals waits here instead of growing memory.
-        let (tx, rx) = mpsc::channel(config.max_batch * 4);
-        let writer = BatchWriter {
-            raft,
-            id,
-            network,
-            config,
-        };
+        let (tx, rx) = mpsc::channel(writer.config.max_batch * 4);
         tokio::spawn(collect(rx, Arc::new(writer)));
         Proposer { tx }
     }
@@ -136,7 +127,7 @@ impl std::future::Future for PendingOutcome {
 const MAX_BATCHES_IN_FLIGHT: usize = 8;
 
 async fn collect(mut rx: mpsc::Receiver<Pending>, writer: Arc<BatchWriter>) {
-    let forwarder = Forwarder::default();
+    let forwarder = Forwarder::new(writer.network.clone());
     let in_flight = Arc::new(Semaphore::new(MAX_BATCHES_IN_FLIGHT));
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
@@ -232,11 +223,14 @@ impl Submitted {
 }
 
 /// Writes one batch: locally when this node leads, otherwise through the leader.
+#[derive(Clone)]
 pub(crate) struct BatchWriter {
     pub(crate) raft: openraft::Raft<TypeConfig>,
     pub(crate) id: NodeId,
     pub(crate) network: ClusterNetwork,
     pub(crate) config: ProposerConfig,
+    /// Closed while leadership is handed over.
+    pub(crate) gate: Arc<WriteGate>,
 }
 
 impl BatchWriter {
@@ -271,9 +265,11 @@ impl BatchWriter {
     /// for it to commit.
     async fn submit(
         &self,
-        forwarder: &Forwarder,
+        forwarder: &Arc<Forwarder>,
         batch: CommandBatch,
     ) -> Result<Submitted, ProposeError> {
+        // Held from the look at who leads to the append: a hand-off cannot slip between.
+        let _open = self.gate.open().await;
         let Some((leader, addr)) = self.leader().await else {
             return Err(ProposeError::NoLeader);
         };
@@ -284,7 +280,7 @@ impl BatchWriter {
                 .map_err(ProposeError::Unknown);
         }
         forwarder
-            .submit(&self.network, &addr, &batch)
+            .submit(&addr, &batch)
             .await
             .map(|rx| Submitted::Forwarded(rx, self.raft.clone()))
     }
@@ -294,6 +290,10 @@ impl BatchWriter {
         &self,
         batch: CommandBatch,
     ) -> Result<BatchOutcome, ProposeError> {
+        let _open = self.gate.open().await;
+        if self.raft.metrics().borrow().state != openraft::ServerState::Leader {
+            return Err(ProposeError::NoLeader);
+        }
         match self.raft.client_write(batch).await {
             Ok(response) => Ok(response.data),
             // Leadership moved before or while the entry was appended: it may still commit

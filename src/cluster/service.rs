@@ -239,6 +239,14 @@ impl pb::cluster_server::Cluster for ClusterService {
         }))
     }
 
+    async fn campaign(
+        &self,
+        request: Request<pb::CampaignRequest>,
+    ) -> Result<Response<pb::CampaignReply>, Status> {
+        let from = request.into_inner().from;
+        Ok(Response::new(self.node.campaign(from).await))
+    }
+
     async fn join(
         &self,
         request: Request<pb::JoinRequest>,

@@ -12,6 +12,7 @@
 //! - `drain`: `raftmq node drain` and SIGTERM: 503 "draining" during the grace period,
 //!   CONNECT refused, then DISCONNECT 0x8B; a persistent session resumes on another node
 //!   with every message published meanwhile, exactly once.
+//! - `handoff`: draining the leader moves Raft leadership to another node, for good.
 //!
 //! WebSocket is tested elsewhere (with paho-mqtt). `broker_support::certs` makes the PKI with rcgen, `wire`
 //! is a bare MQTT client over any byte stream (TLS, after a PROXY header), `rumqtt` drives
@@ -20,6 +21,7 @@
 #[path = "../broker_support/mod.rs"]
 mod broker_support;
 mod drain;
+mod handoff;
 mod health;
 mod http;
 mod proxy;
