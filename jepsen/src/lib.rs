@@ -1,2 +1,19 @@
-//! Jepsen-style consistency harness for raftmq: real node processes, real faults, recorded
-//! histories and checkers. Empty until the harness work (issue 6) lands.
+//! Jepsen-style consistency harness for raftmq: real node processes, real faults, a
+//! recorded history, and checkers that judge it (see `jepsen/README.md`).
+//!
+//! - [`history`]: operations as Jepsen records them, written as EDN and JSON lines;
+//!   [`recorder`] appends to it from every task.
+//! - [`checker`]: the checkers (queue, order, session, retained-register linearizability).
+//! - [`db`]: the raftmq node processes, each behind the [`proxy`] that injects network
+//!   faults; [`nemesis`]: the faults; [`client`]: the MQTT client (rumqttc);
+//!   [`workload`]: what the clients do; [`runner`]: one test from start to verdict.
+
+pub mod checker;
+pub mod client;
+pub mod db;
+pub mod history;
+pub mod nemesis;
+pub mod proxy;
+pub mod recorder;
+pub mod runner;
+pub mod workload;

@@ -31,9 +31,20 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 #[derive(Clone, Default)]
 pub struct ClusterNetwork {
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+    /// The local address outgoing connections are bound to (multi-homed hosts; the
+    /// Jepsen harness tells nodes apart by it), or the system's choice.
+    source: Option<std::net::IpAddr>,
 }
 
 impl ClusterNetwork {
+    /// Channels whose connections leave from `source`.
+    pub fn with_source(source: Option<std::net::IpAddr>) -> ClusterNetwork {
+        ClusterNetwork {
+            source,
+            ..ClusterNetwork::default()
+        }
+    }
+
     /// A client for the node at `addr` (`host:port`), on the cached channel to it. The
     /// channel connects lazily and reconnects by itself after a failure.
     pub fn client(&self, addr: &str) -> Result<pb::cluster_client::ClusterClient<Channel>, Status> {
@@ -50,6 +61,7 @@ impl ClusterNetwork {
                             Status::invalid_argument(format!("bad peer address {addr}: {e}"))
                         })?
                         .connect_timeout(CONNECT_TIMEOUT)
+                        .local_address(self.source)
                         .tcp_nodelay(true)
                         .http2_keep_alive_interval(Duration::from_secs(10))
                         .keep_alive_timeout(Duration::from_secs(5));

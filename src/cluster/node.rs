@@ -41,6 +41,8 @@ pub struct NodeConfig {
     /// Build a snapshot (and purge the log) every this many entries.
     pub snapshot_threshold: u64,
     pub proposer: ProposerConfig,
+    /// The local address connections to the other nodes leave from (None: any).
+    pub source_ip: Option<std::net::IpAddr>,
 }
 
 /// Why a node could not start.
@@ -232,7 +234,7 @@ impl Node {
             ..Default::default()
         }
         .validate()?;
-        let network = ClusterNetwork::default();
+        let network = ClusterNetwork::with_source(config.source_ip);
         let raft = Raft::new(
             id,
             Arc::new(raft_config),

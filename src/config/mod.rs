@@ -241,6 +241,11 @@ pub struct RunArgs {
     /// Build a snapshot and purge the log every this many entries.
     #[arg(long, default_value_t = 10_000, env = "RAFTMQ_SNAPSHOT_THRESHOLD")]
     pub snapshot_threshold: u64,
+    /// The local IP address that connections to the other nodes leave from (default: the
+    /// system's choice). For multi-homed hosts, and for fault-injection proxies that tell
+    /// nodes apart by their source address.
+    #[arg(long, env = "RAFTMQ_CLUSTER_SOURCE_IP")]
+    pub cluster_source_ip: Option<std::net::IpAddr>,
     /// How long a proposal waits for others to share its log entry, µs.
     #[arg(long, default_value_t = 1000, env = "RAFTMQ_PROPOSAL_LINGER_US")]
     pub proposal_linger_us: u64,
@@ -351,6 +356,7 @@ impl RunArgs {
                 max_batch: self.proposal_max_batch,
                 ..ProposerConfig::default()
             },
+            source_ip: self.cluster_source_ip,
         })
     }
 }

@@ -1,0 +1,335 @@
+//! The system under test: raftmq node processes on loopback, each behind the harness's
+//! fault-injecting proxy (`proxy`) for its cluster port and for its MQTT port.
+//!
+//! Node `i` (1-based) leaves for the other nodes from `127.0.0.(10+i)`
+//! (`--cluster-source-ip`), so the proxy in front of node `j` knows which node a
+//! connection comes from and can cut one link, or one direction of it. Nodes advertise
+//! their proxy's address, so every Raft message and forwarded proposal crosses it;
+//! clients reach node `j` through its MQTT proxy. The harness's own control calls
+//! (status, membership) go to the real cluster port.
+
+use std::fs::File;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::Context;
+use raftmq::cluster::admin;
+use raftmq::local_cluster::free_port;
+use tokio::time::Instant;
+
+use crate::proxy::{Endpoint, Proxy, source_by_ip};
+
+/// Raft timings of the nodes under test (heartbeat, election min, election max, ms):
+/// as the broker tests use on a loaded 2-core machine.
+const RAFT_TIMINGS: [u64; 3] = [150, 1000, 1500];
+
+/// One node process and its addresses.
+pub struct Node {
+    /// 1-based, as in `n1`.
+    pub number: usize,
+    /// The real cluster gRPC address (for the harness's control calls).
+    pub cluster_addr: SocketAddr,
+    /// What the other nodes use: the proxy in front of `cluster_addr`.
+    pub advertised: SocketAddr,
+    /// What clients use: the proxy in front of the MQTT listener.
+    pub mqtt_addr: SocketAddr,
+    pub data_dir: PathBuf,
+    pub log_path: PathBuf,
+    args: Vec<String>,
+    child: Option<Child>,
+    /// SIGSTOPped.
+    pub paused: bool,
+}
+
+impl Node {
+    pub fn name(&self) -> String {
+        format!("n{}", self.number)
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    fn pid(&self) -> Option<i32> {
+        self.child.as_ref().map(|c| c.id() as i32)
+    }
+}
+
+/// The cluster under test.
+pub struct Db {
+    binary: PathBuf,
+    root: PathBuf,
+    pub nodes: Vec<Node>,
+    pub proxy: Proxy,
+    /// Node numbers ever used (a wiped node comes back under a new number).
+    next_number: usize,
+    snapshot_threshold: u64,
+}
+
+impl Db {
+    /// Starts `size` nodes under `root` (node 1 bootstraps, the others join it) and waits
+    /// until they are all voters.
+    pub async fn start(
+        binary: &Path,
+        root: &Path,
+        size: usize,
+        snapshot_threshold: u64,
+    ) -> anyhow::Result<Db> {
+        let mut db = Db {
+            binary: binary.to_path_buf(),
+            root: root.to_path_buf(),
+            nodes: Vec::new(),
+            proxy: Proxy::new(),
+            next_number: 1,
+            snapshot_threshold,
+        };
+        for _ in 0..size {
+            db.add_node().await?;
+        }
+        db.wait_voters(size, Duration::from_secs(60)).await?;
+        Ok(db)
+    }
+
+    /// Starts one more node that joins the first running one (or bootstraps, if it is the
+    /// first). Returns its index in `nodes`.
+    pub async fn add_node(&mut self) -> anyhow::Result<usize> {
+        let number = self.next_number;
+        self.next_number += 1;
+        anyhow::ensure!(number < 100, "at most 99 node numbers per test");
+        let cluster_addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+        let mqtt_real: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+        let advertised = self
+            .proxy
+            .listen(
+                format!("127.0.0.1:{}", free_port()?).parse()?,
+                cluster_addr,
+                Endpoint::Node(number),
+                source_by_ip,
+            )
+            .await?;
+        let mqtt_addr = self
+            .proxy
+            .listen(
+                format!("127.0.0.1:{}", free_port()?).parse()?,
+                mqtt_real,
+                Endpoint::Node(number),
+                source_by_ip,
+            )
+            .await?;
+        let data_dir = self.root.join(format!("n{number}"));
+        let log_path = self.root.join(format!("n{number}.log"));
+        let seed = self
+            .nodes
+            .iter()
+            .find(|n| n.is_running())
+            .map(|n| n.advertised.to_string());
+        let [heartbeat, election_min, election_max] = RAFT_TIMINGS;
+        let mut args: Vec<String> = [
+            "--data-dir",
+            &data_dir.display().to_string(),
+            "--cluster-listen",
+            &cluster_addr.to_string(),
+            "--cluster-advertise",
+            &advertised.to_string(),
+            "--cluster-source-ip",
+            &format!("127.0.0.{}", 10 + number),
+            "--mqtt-listen",
+            &mqtt_real.to_string(),
+            "--ws-listen",
+            "off",
+            "--http-listen",
+            "off",
+            "--drain-grace-ms",
+            "0",
+            "--raft-heartbeat-ms",
+            &heartbeat.to_string(),
+            "--raft-election-min-ms",
+            &election_min.to_string(),
+            "--raft-election-max-ms",
+            &election_max.to_string(),
+            "--snapshot-threshold",
+            &self.snapshot_threshold.to_string(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        match seed {
+            Some(seed) => args.extend(["--join".to_string(), seed]),
+            None => args.push("--bootstrap=true".to_string()),
+        }
+        self.nodes.push(Node {
+            number,
+            cluster_addr,
+            advertised,
+            mqtt_addr,
+            data_dir,
+            log_path,
+            args,
+            child: None,
+            paused: false,
+        });
+        let index = self.nodes.len() - 1;
+        self.spawn(index)?;
+        Ok(index)
+    }
+
+    fn spawn(&mut self, index: usize) -> anyhow::Result<()> {
+        let node = &mut self.nodes[index];
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&node.log_path)?;
+        let child = Command::new(&self.binary)
+            .args(&node.args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", self.binary.display()))?;
+        node.child = Some(child);
+        node.paused = false;
+        Ok(())
+    }
+
+    /// SIGKILL (a paused node is killed too).
+    pub fn kill(&mut self, index: usize) -> anyhow::Result<()> {
+        if let Some(mut child) = self.nodes[index].child.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        self.nodes[index].paused = false;
+        Ok(())
+    }
+
+    /// Starts a killed node again on its data directory.
+    pub fn restart(&mut self, index: usize) -> anyhow::Result<()> {
+        if self.nodes[index].child.is_none() {
+            self.spawn(index)?;
+        }
+        Ok(())
+    }
+
+    /// SIGSTOP / SIGCONT.
+    pub fn pause(&mut self, index: usize, stop: bool) -> anyhow::Result<()> {
+        let Some(pid) = self.nodes[index].pid() else {
+            return Ok(());
+        };
+        let signal = if stop { libc::SIGSTOP } else { libc::SIGCONT };
+        // kill(2) itself would need `unsafe`, which the workspace forbids: the command.
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -{signal} {pid} failed");
+        self.nodes[index].paused = stop;
+        Ok(())
+    }
+
+    /// The index of the node that says it leads, among running, unpaused nodes.
+    pub async fn leader(&self) -> Option<usize> {
+        for (i, node) in self.nodes.iter().enumerate() {
+            if !node.is_running() || node.paused {
+                continue;
+            }
+            let status = tokio::time::timeout(
+                Duration::from_secs(2),
+                admin::status(&node.cluster_addr.to_string()),
+            )
+            .await;
+            if let Ok(Ok(status)) = status
+                && status.role == "Leader"
+            {
+                return Some(i);
+            }
+        }
+        None
+    }
+
+    /// Waits until a running node reports `voters` voters and a leader.
+    pub async fn wait_voters(&self, voters: usize, within: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + within;
+        loop {
+            for node in self.nodes.iter().filter(|n| n.is_running() && !n.paused) {
+                if let Ok(Ok(status)) = tokio::time::timeout(
+                    Duration::from_secs(2),
+                    admin::status(&node.cluster_addr.to_string()),
+                )
+                .await
+                    && status.leader.is_some()
+                    && status.members.iter().filter(|m| m.voter).count() == voters
+                {
+                    return Ok(());
+                }
+            }
+            if Instant::now() >= deadline {
+                anyhow::bail!("the cluster did not reach {voters} voters with a leader");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Waits until every running node has applied the same index as the leader has
+    /// committed, and they agree on the state digest.
+    pub async fn wait_converged(&self, within: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + within;
+        let mut last = String::new();
+        while Instant::now() < deadline {
+            let mut statuses = Vec::new();
+            for node in self.nodes.iter().filter(|n| n.is_running()) {
+                match tokio::time::timeout(
+                    Duration::from_secs(2),
+                    admin::status(&node.cluster_addr.to_string()),
+                )
+                .await
+                {
+                    Ok(Ok(status)) => statuses.push(status),
+                    _ => break,
+                }
+            }
+            let running = self.nodes.iter().filter(|n| n.is_running()).count();
+            if statuses.len() == running
+                && statuses.iter().all(|s| s.leader.is_some())
+                && statuses
+                    .windows(2)
+                    .all(|w| w[0].applied == w[1].applied && w[0].state_digest == w[1].state_digest)
+            {
+                return Ok(());
+            }
+            last = statuses
+                .iter()
+                .map(|s| format!("{}:{:?}/{:?}", s.node_id, s.applied, s.leader))
+                .collect::<Vec<_>>()
+                .join(" ");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        anyhow::bail!("the nodes did not converge: {last}")
+    }
+
+    /// Kills every node and stops the proxy; the data stays for the store.
+    pub fn teardown(&mut self) {
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].paused {
+                let _ = self.pause(i, false);
+            }
+            let _ = self.kill(i);
+        }
+        self.proxy.shutdown();
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn binary(&self) -> &Path {
+        &self.binary
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        self.teardown();
+    }
+}

@@ -1,0 +1,271 @@
+//! One test, start to verdict: take (or build) the release `raftmq` binary, start the
+//! nodes in the store directory, run the workload with the nemesis for the time limit,
+//! heal everything, wait for the cluster to recover, drain the subscribers, check the
+//! history, and write the store (`store/<workload>/<timestamp>/`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde_json::json;
+use tokio::time::Instant;
+
+use crate::checker::{self, Report, Validity};
+use crate::db::Db;
+use crate::history::{History, edn};
+use crate::nemesis::{self, Coverage, Fault, Schedule};
+use crate::recorder::Recorder;
+use crate::workload::queue::{self, QueueConfig};
+
+/// The workloads `--workload` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workload {
+    QueueQos1,
+    QueueQos2,
+}
+
+impl Workload {
+    pub fn parse(name: &str) -> Option<Workload> {
+        match name {
+            "queue-qos1" => Some(Workload::QueueQos1),
+            "queue-qos2" => Some(Workload::QueueQos2),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::QueueQos1 => "queue-qos1",
+            Workload::QueueQos2 => "queue-qos2",
+        }
+    }
+}
+
+/// Everything a test run needs.
+#[derive(Debug, Clone)]
+pub struct TestConfig {
+    pub workload: Workload,
+    pub faults: Vec<Fault>,
+    pub nodes: usize,
+    pub time_limit: Duration,
+    pub seed: u64,
+    /// The raftmq binary; built (release) when absent.
+    pub binary: Option<PathBuf>,
+    pub store: PathBuf,
+    pub command_line: String,
+    pub snapshot_threshold: u64,
+}
+
+/// The verdict and where the store is.
+pub struct Outcome {
+    pub valid: Validity,
+    pub store: PathBuf,
+    pub reports: Vec<Report>,
+}
+
+/// Runs one test. An `Err` means the harness itself failed (exit code 2).
+pub async fn run(config: &TestConfig) -> anyhow::Result<Outcome> {
+    let binary = match &config.binary {
+        Some(binary) => binary.clone(),
+        None => build_release()?,
+    };
+    let store = config.store.join(config.workload.name()).join(timestamp());
+    std::fs::create_dir_all(&store).with_context(|| format!("creating {}", store.display()))?;
+    std::fs::write(store.join("seed"), config.seed.to_string())?;
+    std::fs::write(store.join("command"), &config.command_line)?;
+    println!("store: {}", store.display());
+
+    let mut db = Db::start(&binary, &store, config.nodes, config.snapshot_threshold)
+        .await
+        .context("starting the cluster")?;
+    let recorder = Recorder::new();
+    let mut rng = StdRng::seed_from_u64(config.seed);
+    let nodes = Arc::new(db.nodes.iter().map(|n| n.mqtt_addr).collect::<Vec<_>>());
+    let workload = QueueConfig {
+        qos: if config.workload == Workload::QueueQos2 {
+            2
+        } else {
+            1
+        },
+        ..QueueConfig::default()
+    };
+
+    let subscribers = queue::start_subscribers(&workload, nodes.clone(), recorder.clone())
+        .await
+        .context("starting the subscribers")?;
+    let until = Instant::now() + config.time_limit;
+    let publishers = tokio::spawn({
+        let (workload, nodes, recorder) = (workload.clone(), nodes.clone(), recorder.clone());
+        async move { queue::publish(&workload, nodes, recorder, until).await }
+    });
+    let coverage = nemesis::run(
+        &mut db,
+        &recorder,
+        &config.faults,
+        Schedule::default(),
+        &mut rng,
+        until,
+    )
+    .await
+    .context("the nemesis")?;
+    publishers.await.context("the publishers")?;
+
+    // Recovery: every node back, one leader, everyone caught up.
+    let recovered = async {
+        db.wait_voters(db.nodes.len(), Duration::from_secs(60))
+            .await?;
+        db.wait_converged(Duration::from_secs(60)).await
+    }
+    .await;
+    recorder.nemesis("recovered", json!(recovered.is_ok()));
+    subscribers
+        .drain(
+            Duration::from_secs(5),
+            Instant::now() + Duration::from_secs(60),
+        )
+        .await;
+    db.teardown();
+
+    let history = recorder.history();
+    history.write_jsonl(&store.join("history.jsonl"))?;
+    history.write_edn(&store.join("history.edn"))?;
+    let mut reports = vec![checker::queue(&history), checker::order(&history)];
+    reports.push(coverage_report(&config.faults, &coverage, &history));
+    if let Err(e) = &recovered {
+        reports.push(Report {
+            checker: "recovery".into(),
+            valid: Validity::Unknown,
+            details: json!({"error": e.to_string()}),
+        });
+    }
+    let valid = checker::combine(&reports);
+    write_results(&store, valid, &reports)?;
+    Ok(Outcome {
+        valid,
+        store,
+        reports,
+    })
+}
+
+/// The requested faults must really have happened, or the run proves little: at least
+/// one leader kill when `kill` was asked for, and each requested family at least once.
+fn coverage_report(faults: &[Fault], coverage: &Coverage, history: &History) -> Report {
+    let mut missing = Vec::new();
+    for fault in faults {
+        let happened = match fault {
+            Fault::Kill => coverage.kills > 0 && coverage.leader_kills > 0,
+            Fault::Pause => coverage.pauses > 0,
+            Fault::Partition => coverage.partitions > 0,
+        };
+        if !happened {
+            missing.push(fault.name());
+        }
+    }
+    let ops = history.ops.len();
+    Report {
+        checker: "coverage".into(),
+        valid: if missing.is_empty() {
+            Validity::Valid
+        } else {
+            Validity::Unknown
+        },
+        details: json!({"coverage": coverage, "missing": missing, "ops": ops}),
+    }
+}
+
+fn write_results(store: &Path, valid: Validity, reports: &[Report]) -> anyhow::Result<()> {
+    let results = json!({
+        "valid": valid,
+        "checkers": reports.iter().map(|r| (r.checker.clone(), json!({"valid": r.valid, "details": r.details}))).collect::<serde_json::Map<_, _>>(),
+    });
+    std::fs::write(
+        store.join("results.json"),
+        serde_json::to_string_pretty(&results)?,
+    )?;
+    // EDN: `:valid?` as Jepsen spells it, `:unknown` for an undecided verdict.
+    let verdict = match valid {
+        Validity::Valid => "true",
+        Validity::Invalid => "false",
+        Validity::Unknown => ":unknown",
+    };
+    let mut text = format!("{{:valid? {verdict}");
+    for report in reports {
+        let v = match report.valid {
+            Validity::Valid => "true",
+            Validity::Invalid => "false",
+            Validity::Unknown => ":unknown",
+        };
+        text.push_str(&format!(
+            ",\n :{} {{:valid? {v}, :details {}}}",
+            report.checker,
+            edn(&report.details)
+        ));
+    }
+    text.push_str("}\n");
+    std::fs::write(store.join("results.edn"), text)?;
+    Ok(())
+}
+
+/// `cargo build --release --bin raftmq` in the workspace; the binary's path.
+fn build_release() -> anyhow::Result<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("the workspace root")?
+        .to_path_buf();
+    let status = std::process::Command::new(std::env::var("CARGO").unwrap_or("cargo".into()))
+        .args(["build", "--release", "--bin", "raftmq"])
+        .current_dir(&root)
+        .status()
+        .context("running cargo build")?;
+    anyhow::ensure!(status.success(), "cargo build --release failed");
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root.join("target"));
+    Ok(target.join("release").join("raftmq"))
+}
+
+/// UTC `YYYYMMDDTHHMMSS.mmm`, for the store directory.
+fn timestamp() -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs();
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}.{:03}",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60,
+        now.subsec_millis()
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_from_days() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_413), (2025, 11, 21));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+}

@@ -1,0 +1,3 @@
+//! The workloads: what the clients do while the nemesis works.
+
+pub mod queue;
