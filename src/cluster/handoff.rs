@@ -19,6 +19,7 @@ use std::time::Duration;
 use tokio::sync::{RwLock, RwLockReadGuard};
 use tokio::time::Instant;
 
+use super::command::CommandBatch;
 use super::node::NodeInner;
 use super::proto::pb;
 use super::types::NodeId;
@@ -88,6 +89,9 @@ pub enum HandOff {
 /// voter is asked.
 const ATTEMPT: Duration = Duration::from_millis(1500);
 
+/// How long a voter asked to campaign waits for its log to reach the leader's last entry.
+const CATCH_UP: Duration = Duration::from_millis(500);
+
 impl NodeInner {
     /// Stops this node from ever campaigning again and, if it leads, hands leadership to
     /// another voter within `within` (see the module docs).
@@ -105,13 +109,16 @@ impl NodeInner {
         }
         let started = Instant::now();
         let _closed = self.gate.0.write().await;
+        let Some(last) = self.barrier(deadline).await else {
+            return self.moved(started, deadline).await;
+        };
         let mut tried = Vec::new();
         while Instant::now() < deadline {
             if !self.is_leader() {
                 // Lost leadership on its own meanwhile.
                 return self.moved(started, deadline).await;
             }
-            let target = match self.caught_up_voter(&tried) {
+            let target = match self.caught_up_voter(last, &tried) {
                 Ok(Some(target)) => target,
                 Ok(None) => {
                     // Entries appended just before the gate closed are still on their way.
@@ -123,7 +130,7 @@ impl NodeInner {
                 Err(stop) => return stop,
             };
             tried.push(target.0);
-            match self.ask_to_campaign(&target.1).await {
+            match self.ask_to_campaign(&target.1, last).await {
                 Ok(()) => {
                     let attempt_ends = (Instant::now() + ATTEMPT).min(deadline);
                     if self.wait_step_down(attempt_ends).await {
@@ -144,9 +151,33 @@ impl NodeInner {
         HandOff::TimedOut { tried }
     }
 
-    /// A voter other than this node whose log matches this leader's, preferring one not
-    /// yet tried; `Err` when nobody can take over.
-    fn caught_up_voter(&self, tried: &[NodeId]) -> Result<Option<(NodeId, String)>, HandOff> {
+    /// Appends an empty entry behind everything appended before the gate closed, and
+    /// returns its index once committed: the last entry of this leader's log. (Appends are
+    /// fire-and-forget, so the log's length in the metrics may lag the entries already
+    /// sent to Raft; a voter caught up with a shorter log would lose its election.)
+    /// `None` if this node lost leadership meanwhile.
+    async fn barrier(&self, deadline: Instant) -> Option<u64> {
+        let write = self.raft.client_write(CommandBatch(Vec::new()));
+        match tokio::time::timeout_at(deadline, write).await {
+            Ok(Ok(written)) => Some(written.log_id.index),
+            Ok(Err(e)) => {
+                tracing::info!("hand-off: the barrier entry failed: {e}");
+                None
+            }
+            Err(_) => {
+                tracing::info!("hand-off: the barrier entry did not commit in time");
+                None
+            }
+        }
+    }
+
+    /// A voter other than this node whose log reaches `last` (this leader's last entry),
+    /// preferring one not yet tried; `Err` when nobody can take over.
+    fn caught_up_voter(
+        &self,
+        last: u64,
+        tried: &[NodeId],
+    ) -> Result<Option<(NodeId, String)>, HandOff> {
         let metrics = self.raft.metrics();
         let m = metrics.borrow();
         let membership = m.membership_config.membership();
@@ -160,7 +191,6 @@ impl NodeInner {
         if quorum_lost {
             return Err(HandOff::NoQuorum);
         }
-        let last = m.last_log_index;
         let Some(replication) = m.replication.as_ref() else {
             return Ok(None);
         };
@@ -169,7 +199,7 @@ impl NodeInner {
             .filter(|v| {
                 replication
                     .get(v)
-                    .is_some_and(|matched| matched.map(|id| id.index) == last)
+                    .is_some_and(|matched| matched.is_some_and(|id| id.index >= last))
             })
             .collect();
         // Someone not tried yet first; then start the round again.
@@ -179,12 +209,15 @@ impl NodeInner {
             .and_then(|v| membership.get_node(v).map(|node| (*v, node.addr.clone()))))
     }
 
-    async fn ask_to_campaign(&self, addr: &str) -> Result<(), String> {
+    async fn ask_to_campaign(&self, addr: &str, last_log_index: u64) -> Result<(), String> {
         let mut client = self
             .network
             .client(addr)
             .map_err(|s| s.message().to_owned())?;
-        let mut request = tonic::Request::new(pb::CampaignRequest { from: self.id });
+        let mut request = tonic::Request::new(pb::CampaignRequest {
+            from: self.id,
+            last_log_index,
+        });
         request.set_timeout(ATTEMPT);
         let reply = client
             .campaign(request)
@@ -230,8 +263,10 @@ impl NodeInner {
         }
     }
 
-    /// The `Campaign` call: start an election now, unless this node is leaving too.
-    pub(crate) async fn campaign(&self, from: NodeId) -> pb::CampaignReply {
+    /// The `Campaign` call: start an election now, unless this node is leaving too or its
+    /// log does not reach the leader's last entry (`last_log_index`) within a moment: an
+    /// election it cannot win would only unseat the leader.
+    pub(crate) async fn campaign(&self, from: NodeId, last_log_index: u64) -> pb::CampaignReply {
         let refused = |why: &str| pb::CampaignReply {
             started: false,
             refused: why.to_owned(),
@@ -241,6 +276,14 @@ impl NodeInner {
         }
         if !self.role_in_membership().0 {
             return refused("this node is not a voter");
+        }
+        let caught_up = self
+            .raft
+            .wait(Some(CATCH_UP))
+            .log_index_at_least(Some(last_log_index), "the leader's last entry")
+            .await;
+        if caught_up.is_err() {
+            return refused("this node's log does not reach the leader's last entry");
         }
         match self.raft.trigger().elect().await {
             Ok(()) => {

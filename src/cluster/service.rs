@@ -243,8 +243,12 @@ impl pb::cluster_server::Cluster for ClusterService {
         &self,
         request: Request<pb::CampaignRequest>,
     ) -> Result<Response<pb::CampaignReply>, Status> {
-        let from = request.into_inner().from;
-        Ok(Response::new(self.node.campaign(from).await))
+        let request = request.into_inner();
+        Ok(Response::new(
+            self.node
+                .campaign(request.from, request.last_log_index)
+                .await,
+        ))
     }
 
     async fn join(
