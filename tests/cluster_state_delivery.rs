@@ -91,9 +91,14 @@ async fn packet_ids_are_assigned_in_order_and_the_same_after_a_reopen() {
     let from_a = a.one(ack("s", epoch, &[2])).await;
     let from_b = b.one(ack("s", epoch, &[2])).await;
     assert_eq!(from_a, from_b);
-    let Outcome::Acked { released, promoted } = from_a else {
+    let Outcome::Acked {
+        released,
+        deliveries,
+    } = from_a
+    else {
         panic!("{from_a:?}")
     };
+    let promoted = promoted_entries(&deliveries);
     assert_eq!(released, [2]);
     assert_eq!(
         packet_ids(&promoted),
@@ -161,14 +166,20 @@ async fn acks_let_queued_entries_into_the_window_in_order() {
     );
     assert_eq!(node.reader().queue("s").unwrap().unwrap().queued, 3);
 
-    let Outcome::Acked { promoted, .. } = node.one(ack("s", epoch, &[1])).await else {
+    let Outcome::Acked { deliveries, .. } = node.one(ack("s", epoch, &[1])).await else {
         panic!()
     };
+    let promoted = promoted_entries(&deliveries);
     assert_eq!(packet_ids(&promoted), [3]);
     assert_eq!(payload(&node, &promoted[0]), "2");
-    let Outcome::Acked { released, promoted } = node.one(ack("s", epoch, &[2, 3, 99])).await else {
+    let Outcome::Acked {
+        released,
+        deliveries,
+    } = node.one(ack("s", epoch, &[2, 3, 99])).await
+    else {
         panic!()
     };
+    let promoted = promoted_entries(&deliveries);
     assert_eq!(released, [2, 3], "unknown ids are not released");
     assert_eq!(packet_ids(&promoted), [4, 5]);
     let payloads: Vec<_> = promoted.iter().map(|e| payload(&node, e)).collect();

@@ -407,7 +407,6 @@ impl Connection {
                     Action::RouteQos0(message) => {
                         self.shared.qos0.route(message, session.client_id(), now());
                     }
-                    Action::Fetch(entries) => self.fetch(session, entries, actions),
                     Action::Close(end) => self.end = Some(end),
                 }
             }

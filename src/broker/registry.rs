@@ -173,9 +173,9 @@ impl Registry {
             | Outcome::Unsubscribed { deliveries, .. }
             | Outcome::Published { deliveries, .. }
             | Outcome::Ticked { deliveries, .. }
-            | Outcome::NodeDowned { deliveries, .. } => deliveries,
-            Outcome::Acked { .. }
-            | Outcome::Received { .. }
+            | Outcome::NodeDowned { deliveries, .. }
+            | Outcome::Acked { deliveries, .. } => deliveries,
+            Outcome::Received { .. }
             | Outcome::Released { .. }
             | Outcome::Fenced { .. }
             | Outcome::Rejected { .. } => return,
@@ -255,6 +255,52 @@ mod tests {
         assert!(rx.try_recv().is_err());
         assert_eq!(registry.forget("c", 10), Some(5));
         assert_eq!(registry.connections(), 0);
+    }
+
+    fn queued(client: &str, node: NodeId, epoch: u64, packet_id: u16) -> Delivery {
+        Delivery::Queued {
+            target: Target {
+                node,
+                client_id: client.into(),
+                epoch,
+            },
+            entry: crate::cluster::command::OutboundEntry {
+                seq: u64::from(packet_id),
+                packet_id,
+                stage: crate::cluster::command::Stage::AwaitingAck,
+                dup: false,
+                qos: 1,
+                retain: false,
+                subscription_ids: Vec::new(),
+                message_id: Some(u64::from(packet_id)),
+            },
+        }
+    }
+
+    /// Entries an ack lets into the window reach the connection in log order with the
+    /// messages published after the ack (they once came back with the ack's outcome,
+    /// which could arrive after a later publish's delivery: out of order).
+    #[test]
+    fn an_ack_promotes_in_log_order_with_later_publishes() {
+        let (registry, _orphans) = Registry::new();
+        registry.set_node(1);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        registry.expect("c", 10, tx);
+        registry.notify(&connected("c", 1, 5, None));
+        registry.notify(&Outcome::Acked {
+            released: vec![1],
+            deliveries: vec![queued("c", 1, 5, 3)],
+        });
+        registry.notify(&Outcome::Published {
+            duplicate: false,
+            matched: 1,
+            deliveries: vec![queued("c", 1, 5, 4)],
+        });
+        let mut sent = Vec::new();
+        while let Ok(Event::Deliver(Delivery::Queued { entry, .. })) = rx.try_recv() {
+            sent.push(entry.packet_id);
+        }
+        assert_eq!(sent, [3, 4]);
     }
 
     #[test]

@@ -313,8 +313,8 @@ pub enum Outcome {
     Acked {
         /// The packet ids that were in flight and are now free; unknown ids are left out.
         released: Vec<u16>,
-        /// Queued entries that entered the in-flight window: the connection sends them.
-        promoted: Vec<OutboundEntry>,
+        /// Queued entries that entered the in-flight window, for the session's connection.
+        deliveries: Vec<Delivery>,
     },
     Received {
         /// The packet id was an in-flight QoS 2 entry of the session.

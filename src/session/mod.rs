@@ -3,8 +3,8 @@
 //! A connection task feeds a [`Session`] what happens — a decoded packet, the outcome of
 //! a command it proposed, a delivery the cluster routed to it, a keep-alive timeout — and
 //! carries out what it answers: bytes to write (already encoded, in [`Session::outbox`]),
-//! [`Action::Propose`] a command, [`Action::RouteQos0`] a QoS 0 message, [`Action::Fetch`]
-//! stored messages, [`Action::Close`]. Same inputs, same outputs: the tests drive it
+//! [`Action::Propose`] a command, [`Action::RouteQos0`] a QoS 0 message,
+//! [`Action::Close`]. Same inputs, same outputs: the tests drive it
 //! without sockets.
 //!
 //! Split by direction: `connect` (the CONNECT rules and the CONNACK), `inbound` (what the
@@ -71,9 +71,6 @@ pub enum Action {
     Propose(Command, Awaiting),
     /// Route a QoS 0 message to the subscribers' nodes directly (DESIGN §4).
     RouteQos0(Arc<Message>),
-    /// Read these entries' messages from the state and hand them to
-    /// [`Session::deliver_queued`].
-    Fetch(Vec<crate::cluster::command::OutboundEntry>),
     /// Write what is in the outbox, then close the connection.
     Close(SessionEnd),
 }
@@ -103,7 +100,7 @@ pub enum Awaiting {
     PubRel(PacketId),
     SubAck(PacketId),
     UnsubAck(PacketId),
-    /// Acks of delivered messages: entries promoted into the window are sent.
+    /// Acks of delivered messages (the entries they let into the window come as deliveries).
     Acks,
     /// Nothing is sent (a retained QoS 0 message stored).
     Nothing,
@@ -325,14 +322,8 @@ impl Session {
             Awaiting::PubRel(id) => self.recorded_pubrec(id, &outcome),
             Awaiting::SubAck(id) => self.subscribed(id, &outcome),
             Awaiting::UnsubAck(id) => self.unsubscribed(id, &outcome),
-            Awaiting::Acks => {
-                if let Outcome::Acked { promoted, .. } = outcome
-                    && !promoted.is_empty()
-                {
-                    actions.push(Action::Fetch(promoted));
-                }
-            }
-            Awaiting::Nothing => {}
+            // Entries an ack let into the window come as deliveries, in log order.
+            Awaiting::Acks | Awaiting::Nothing => {}
         }
     }
 

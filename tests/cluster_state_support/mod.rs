@@ -306,6 +306,19 @@ pub fn packet_ids(entries: &[raftmq::cluster::command::OutboundEntry]) -> Vec<u1
     entries.iter().map(|entry| entry.packet_id).collect()
 }
 
+/// The queue entries an ack let into the window, from its deliveries (all to `owner`).
+pub fn promoted_entries(
+    deliveries: &[raftmq::cluster::command::Delivery],
+) -> Vec<raftmq::cluster::command::OutboundEntry> {
+    deliveries
+        .iter()
+        .map(|delivery| match delivery {
+            raftmq::cluster::command::Delivery::Queued { entry, .. } => entry.clone(),
+            other => panic!("an ack promotes queued entries only: {other:?}"),
+        })
+        .collect()
+}
+
 pub fn payload(node: &Node, entry: &raftmq::cluster::command::OutboundEntry) -> String {
     let id = entry.message_id.expect("entry holds its message");
     let stored = node.reader().message(id).unwrap().expect("message stored");

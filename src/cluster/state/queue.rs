@@ -18,7 +18,7 @@ use super::tables::{
     CorruptState, EntryStage, HOLDERS, IN_FLIGHT, QUEUED, QUEUES, QueueEntry, QueueRecord,
     SessionRecord, client_key, client_packet_key, client_seq_key, decode, holder_key,
 };
-use crate::cluster::command::{Millis, OutboundEntry, Outcome, Stage};
+use crate::cluster::command::{Delivery, Millis, OutboundEntry, Outcome, Stage, Target};
 
 impl Apply<'_, '_> {
     pub(super) fn load_queue(&self, client_id: &str) -> Result<QueueRecord, StoreError> {
@@ -234,10 +234,37 @@ impl Apply<'_, '_> {
             released.push(packet_id);
         }
         let mut promoted = Vec::new();
-        // The promoted entries go back to the acking connection in the outcome.
-        self.promote(client_id, &session, &mut queue, now, &mut promoted, true)?;
+        // The promoted entries go to the session's connection like any new delivery: from
+        // the owner node's apply, in log order. (Handed back in the outcome instead, they
+        // could arrive after messages published behind this ack, out of order.)
+        let owner = session.owner;
+        self.promote(
+            client_id,
+            &session,
+            &mut queue,
+            now,
+            &mut promoted,
+            owner.is_some(),
+        )?;
         self.save_queue(client_id, &queue)?;
-        Ok(Outcome::Acked { released, promoted })
+        let deliveries = match owner {
+            Some(node) => promoted
+                .into_iter()
+                .map(|entry| Delivery::Queued {
+                    target: Target {
+                        node,
+                        client_id: client_id.to_owned(),
+                        epoch: session.epoch,
+                    },
+                    entry,
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        Ok(Outcome::Acked {
+            released,
+            deliveries,
+        })
     }
 
     pub(super) fn received(
