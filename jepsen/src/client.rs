@@ -66,6 +66,12 @@ pub enum Event {
         conn: u64,
         error: String,
     },
+    /// The connection ended before its CONNECT was answered: whether the broker acted on
+    /// it is unknown.
+    Abandoned {
+        conn: u64,
+        error: String,
+    },
 }
 
 /// How a session connects.
@@ -155,7 +161,7 @@ impl Session {
 }
 
 async fn drive(
-    mut eventloop: EventLoop,
+    eventloop: EventLoop,
     client: AsyncClient,
     options: SessionOptions,
     nodes: Arc<Vec<SocketAddr>>,
@@ -163,16 +169,21 @@ async fn drive(
     tx: mpsc::UnboundedSender<Event>,
     mut control: watch::Receiver<Control>,
 ) {
-    let mut conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
-    let _ = tx.send(Event::Connecting { conn, node: first });
-    // QoS 2 packet ids received and not yet released, for this session.
-    let mut unreleased: HashSet<u16> = HashSet::new();
-    // Released ones whose PUBCOMP may not have reached the broker: it may send PUBREL again.
-    let mut released: HashSet<u16> = HashSet::new();
-    let mut connected = false;
+    let mut driver = Driver {
+        eventloop,
+        client,
+        options,
+        nodes,
+        tx,
+        conn: 0,
+        state: Conn::Connecting,
+        unreleased: HashSet::new(),
+        released: HashSet::new(),
+    };
+    driver.connecting(first);
     loop {
         let polled = tokio::select! {
-            polled = eventloop.poll() => Some(polled),
+            polled = driver.eventloop.poll() => Some(polled),
             changed = control.changed() => {
                 if changed.is_err() {
                     return;
@@ -181,124 +192,182 @@ async fn drive(
             }
         };
         let Some(polled) = polled else {
-            match *control.borrow_and_update() {
+            let order = *control.borrow_and_update();
+            match order {
                 Control::Stop => return,
-                Control::MoveTo(_, node) => {
-                    if connected {
-                        let _ = tx.send(Event::Closed {
-                            conn,
-                            error: "moved by the harness".into(),
-                        });
-                    }
-                    eventloop.clean();
-                    restore_unreleased(&mut eventloop, unreleased.union(&released));
-                    eventloop.options = mqtt_options(&options, nodes[node]);
-                    connected = false;
-                    conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
-                    let _ = tx.send(Event::Connecting { conn, node });
-                }
+                Control::MoveTo(_, node) => driver.reconnect(node, "moved by the harness").await,
                 Control::Run => {}
             }
             continue;
         };
         match polled {
-            Ok(rumqttc::v5::Event::Incoming(packet)) => match packet {
-                Packet::ConnAck(ack) => {
-                    let ok = ack.code == rumqttc::v5::mqttbytes::v5::ConnectReturnCode::Success;
-                    // A refused CONNECT says nothing about the session.
-                    if ok && !ack.session_present {
-                        unreleased.clear();
-                        released.clear();
-                    }
-                    connected = ok;
-                    let _ = tx.send(Event::ConnAck {
-                        conn,
-                        session_present: ack.session_present,
-                        ok,
-                    });
-                }
-                Packet::Publish(publish) => {
-                    released.remove(&publish.pkid);
-                    let discard = publish.qos == QoS::ExactlyOnce
-                        && !unreleased.insert(publish.pkid)
-                        && publish.dup;
-                    let _ = client.ack(&publish).await;
-                    if !discard {
-                        let _ = tx.send(Event::Delivery { conn, publish });
-                    }
-                }
-                Packet::PubRel(rel) => {
-                    unreleased.remove(&rel.pkid);
-                    released.insert(rel.pkid);
-                }
-                Packet::PubAck(ack) => {
-                    let ok = matches!(
-                        ack.reason,
-                        PubAckReason::Success | PubAckReason::NoMatchingSubscribers
-                    );
-                    let _ = tx.send(Event::PubAck { pkid: ack.pkid, ok });
-                }
-                Packet::PubRec(rec) => {
-                    let ok = matches!(
-                        rec.reason,
-                        PubRecReason::Success | PubRecReason::NoMatchingSubscribers
-                    );
-                    let _ = tx.send(Event::PubRec { pkid: rec.pkid, ok });
-                }
-                Packet::PubComp(comp) => {
-                    let _ = tx.send(Event::PubComp { pkid: comp.pkid });
-                }
-                Packet::SubAck(ack) => {
-                    let ok = ack.return_codes.iter().all(|code| {
-                        matches!(
-                            code,
-                            rumqttc::v5::mqttbytes::v5::SubscribeReasonCode::Success(_)
-                        )
-                    });
-                    let _ = tx.send(Event::SubAck { ok });
-                }
-                Packet::Disconnect(disconnect) => {
-                    let _ = tx.send(Event::Closed {
-                        conn,
-                        error: format!("DISCONNECT {:?}", disconnect.reason_code),
-                    });
-                    connected = false;
-                }
-                _ => {}
-            },
+            Ok(rumqttc::v5::Event::Incoming(packet)) => driver.incoming(packet).await,
             Ok(rumqttc::v5::Event::Outgoing(Outgoing::Publish(pkid))) => {
-                let _ = tx.send(Event::Sent { pkid });
+                driver.report(Event::Sent { pkid });
             }
             Ok(rumqttc::v5::Event::Outgoing(_)) => {}
             Err(error) => {
-                if connected {
-                    let _ = tx.send(Event::Closed {
-                        conn,
-                        error: error.to_string(),
-                    });
-                } else {
-                    let _ = tx.send(Event::ConnAck {
-                        conn,
-                        session_present: false,
-                        ok: false,
-                    });
-                }
-                connected = false;
-                if matches!(*control.borrow(), Control::Stop) {
+                let stopping = matches!(*control.borrow(), Control::Stop);
+                if stopping {
                     return;
                 }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                let node = (0..nodes.len())
+                if let rumqttc::v5::ConnectionError::ConnectionRefused(code) = &error {
+                    // rumqttc turns a refusing CONNACK into this error: a definite no.
+                    driver.refused(*code);
+                }
+                let node = (0..driver.nodes.len())
                     .collect::<Vec<_>>()
                     .choose(&mut rand::rng())
                     .copied()
                     .unwrap_or(0);
-                eventloop.clean();
-                restore_unreleased(&mut eventloop, unreleased.union(&released));
-                eventloop.options = mqtt_options(&options, nodes[node]);
-                conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
-                let _ = tx.send(Event::Connecting { conn, node });
+                driver.reconnect(node, &error.to_string()).await;
+                tokio::time::sleep(Duration::from_millis(200)).await;
             }
+        }
+    }
+}
+
+/// Where the current connection stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Conn {
+    /// CONNECT sent or about to be, not answered.
+    Connecting,
+    /// Accepted by its CONNACK.
+    Connected,
+    /// Refused, or closed by the broker's DISCONNECT (already reported).
+    Ended,
+}
+
+/// The state of one session's event loop between polls.
+struct Driver {
+    eventloop: EventLoop,
+    client: AsyncClient,
+    options: SessionOptions,
+    nodes: Arc<Vec<SocketAddr>>,
+    tx: mpsc::UnboundedSender<Event>,
+    /// The current connection's number.
+    conn: u64,
+    state: Conn,
+    /// QoS 2 packet ids received and not yet released, for this session.
+    unreleased: HashSet<u16>,
+    /// Released ones whose PUBCOMP may not have reached the broker: it may send PUBREL again.
+    released: HashSet<u16>,
+}
+
+impl Driver {
+    fn report(&self, event: Event) {
+        let _ = self.tx.send(event);
+    }
+
+    /// A new connection to `node` begins.
+    fn connecting(&mut self, node: usize) {
+        self.conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
+        self.state = Conn::Connecting;
+        self.report(Event::Connecting {
+            conn: self.conn,
+            node,
+        });
+    }
+
+    /// Ends the current connection (`why`) and points the event loop at `node`, same
+    /// session. What rumqttc read from the old connection and has not handed out yet is
+    /// reported first, as the old connection's; then the old connection is reported
+    /// closed, or abandoned if its CONNECT was never answered (its outcome unknown).
+    async fn reconnect(&mut self, node: usize, why: &str) {
+        while let Some(event) = self.eventloop.state.events.pop_front() {
+            if let rumqttc::v5::Event::Incoming(packet) = event {
+                self.incoming(packet).await;
+            }
+        }
+        let (conn, error) = (self.conn, why.to_owned());
+        match self.state {
+            Conn::Connected => self.report(Event::Closed { conn, error }),
+            Conn::Connecting => self.report(Event::Abandoned { conn, error }),
+            Conn::Ended => {}
+        }
+        self.eventloop.clean();
+        restore_unreleased(&mut self.eventloop, self.unreleased.union(&self.released));
+        self.eventloop.state.events.clear();
+        self.eventloop.options = mqtt_options(&self.options, self.nodes[node]);
+        self.connecting(node);
+    }
+
+    fn refused(&mut self, code: rumqttc::v5::mqttbytes::v5::ConnectReturnCode) {
+        if self.state == Conn::Connecting {
+            tracing::debug!(conn = self.conn, ?code, "CONNECT refused");
+            self.state = Conn::Ended;
+            self.report(Event::ConnAck {
+                conn: self.conn,
+                session_present: false,
+                ok: false,
+            });
+        }
+    }
+
+    async fn incoming(&mut self, packet: Packet) {
+        let conn = self.conn;
+        match packet {
+            Packet::ConnAck(ack) => {
+                let ok = ack.code == rumqttc::v5::mqttbytes::v5::ConnectReturnCode::Success;
+                // A refused CONNECT says nothing about the session.
+                if ok && !ack.session_present {
+                    self.unreleased.clear();
+                    self.released.clear();
+                }
+                self.state = if ok { Conn::Connected } else { Conn::Ended };
+                self.report(Event::ConnAck {
+                    conn,
+                    session_present: ack.session_present,
+                    ok,
+                });
+            }
+            Packet::Publish(publish) => {
+                self.released.remove(&publish.pkid);
+                let discard = publish.qos == QoS::ExactlyOnce
+                    && !self.unreleased.insert(publish.pkid)
+                    && publish.dup;
+                let _ = self.client.ack(&publish).await;
+                if !discard {
+                    self.report(Event::Delivery { conn, publish });
+                }
+            }
+            Packet::PubRel(rel) => {
+                self.unreleased.remove(&rel.pkid);
+                self.released.insert(rel.pkid);
+            }
+            Packet::PubAck(ack) => {
+                let ok = matches!(
+                    ack.reason,
+                    PubAckReason::Success | PubAckReason::NoMatchingSubscribers
+                );
+                self.report(Event::PubAck { pkid: ack.pkid, ok });
+            }
+            Packet::PubRec(rec) => {
+                let ok = matches!(
+                    rec.reason,
+                    PubRecReason::Success | PubRecReason::NoMatchingSubscribers
+                );
+                self.report(Event::PubRec { pkid: rec.pkid, ok });
+            }
+            Packet::PubComp(comp) => self.report(Event::PubComp { pkid: comp.pkid }),
+            Packet::SubAck(ack) => {
+                let ok = ack.return_codes.iter().all(|code| {
+                    matches!(
+                        code,
+                        rumqttc::v5::mqttbytes::v5::SubscribeReasonCode::Success(_)
+                    )
+                });
+                self.report(Event::SubAck { ok });
+            }
+            Packet::Disconnect(disconnect) => {
+                // The connection ends with the error rumqttc reports next.
+                self.report(Event::Closed {
+                    conn,
+                    error: format!("DISCONNECT {:?}", disconnect.reason_code),
+                });
+                self.state = Conn::Ended;
+            }
+            _ => {}
         }
     }
 }

@@ -194,6 +194,25 @@ impl Db {
         Ok(())
     }
 
+    /// Takes node `index` out of the cluster (it asks the leader to remove it), stops it
+    /// and wipes its data directory; it is dropped from `nodes` (its log stays in the
+    /// store). A node that comes back later is a new node, under a new number.
+    pub async fn remove_node(&mut self, index: usize) -> anyhow::Result<()> {
+        let addr = self.nodes[index].cluster_addr.to_string();
+        let left = tokio::time::timeout(Duration::from_secs(40), admin::leave(&addr))
+            .await
+            .map_err(|_| anyhow::anyhow!("leave timed out"))
+            .and_then(|r| r.map_err(anyhow::Error::from));
+        if let Err(e) = left {
+            anyhow::bail!("{} could not leave: {e}", self.nodes[index].name());
+        }
+        self.kill(index)?;
+        let node = self.nodes.remove(index);
+        std::fs::remove_dir_all(&node.data_dir)
+            .with_context(|| format!("wiping {}", node.data_dir.display()))?;
+        Ok(())
+    }
+
     /// SIGKILL (a paused node is killed too).
     pub fn kill(&mut self, index: usize) -> anyhow::Result<()> {
         if let Some(mut child) = self.nodes[index].child.take() {

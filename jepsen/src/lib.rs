@@ -7,12 +7,14 @@
 //! - [`db`]: the raftmq node processes, each behind the [`proxy`] that injects network
 //!   faults; [`nemesis`]: the faults; [`client`]: the MQTT client (rumqttc);
 //!   [`workload`]: what the clients do; [`runner`]: one test from start to verdict.
+//! - [`plot`]: `rate.png` and `latency-raw.png` of a run, faults shaded.
 
 pub mod checker;
 pub mod client;
 pub mod db;
 pub mod history;
 pub mod nemesis;
+pub mod plot;
 pub mod proxy;
 pub mod recorder;
 pub mod runner;

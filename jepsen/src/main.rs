@@ -22,10 +22,11 @@ struct Cli {
 enum Cmd {
     /// Runs one test and prints the verdict.
     Test {
-        /// queue-qos1 | queue-qos2
+        /// queue-qos1 | queue-qos2 | retained
         #[arg(long)]
         workload: String,
-        /// Comma-separated fault families: kill, pause, partition (or none).
+        /// Comma-separated fault families: kill, pause, partition, clients, delay, reset,
+        /// membership (or none).
         #[arg(long, default_value = "kill,partition")]
         nemesis: String,
         #[arg(long, default_value_t = 3)]
@@ -43,7 +44,7 @@ enum Cmd {
         #[arg(long, default_value = "store")]
         store: PathBuf,
         /// Snapshot every this many entries (small, so that snapshots are installed).
-        #[arg(long, default_value_t = 2000)]
+        #[arg(long, default_value_t = 500)]
         snapshot_threshold: u64,
     },
 }
@@ -61,7 +62,7 @@ fn main() -> ExitCode {
         snapshot_threshold,
     } = cli.command;
     let Some(workload) = Workload::parse(&workload) else {
-        eprintln!("unknown workload {workload:?} (queue-qos1, queue-qos2)");
+        eprintln!("unknown workload {workload:?} (queue-qos1, queue-qos2, retained)");
         return ExitCode::from(2);
     };
     let mut faults = Vec::new();
@@ -73,7 +74,9 @@ fn main() -> ExitCode {
         match Fault::parse(name) {
             Some(fault) => faults.push(fault),
             None => {
-                eprintln!("unknown nemesis {name:?} (kill, pause, partition, none)");
+                eprintln!(
+                    "unknown nemesis {name:?} (kill, pause, partition, clients, delay, reset, membership, none)"
+                );
                 return ExitCode::from(2);
             }
         }

@@ -8,6 +8,14 @@
 //! - `partition`: through the proxy between the nodes: one node isolated, the leader in
 //!   the minority, the leader in the majority, halves, or one node's outgoing traffic
 //!   stalled (one-way).
+//! - `clients`: the clients cut off one node (its connections reset, new ones refused),
+//!   so their sessions move to another node while Raft stays healthy.
+//! - `delay`: latency and jitter on every link through the proxy, or on one node's.
+//! - `membership`: a node added (it joins and catches up), or one removed, wiped and
+//!   dropped (a later addition is a new node under a new number): one change at a time,
+//!   never below 3 voters.
+//! - `reset`: the open connections of one node (cluster and clients), or of every client,
+//!   reset once a second.
 
 use std::time::Duration;
 
@@ -27,6 +35,10 @@ pub enum Fault {
     Kill,
     Pause,
     Partition,
+    Clients,
+    Delay,
+    Reset,
+    Membership,
 }
 
 impl Fault {
@@ -35,6 +47,10 @@ impl Fault {
             "kill" => Some(Fault::Kill),
             "pause" => Some(Fault::Pause),
             "partition" => Some(Fault::Partition),
+            "clients" => Some(Fault::Clients),
+            "delay" => Some(Fault::Delay),
+            "reset" => Some(Fault::Reset),
+            "membership" => Some(Fault::Membership),
             _ => None,
         }
     }
@@ -44,6 +60,10 @@ impl Fault {
             Fault::Kill => "kill",
             Fault::Pause => "pause",
             Fault::Partition => "partition",
+            Fault::Clients => "clients",
+            Fault::Delay => "delay",
+            Fault::Reset => "reset",
+            Fault::Membership => "membership",
         }
     }
 }
@@ -55,6 +75,11 @@ pub struct Coverage {
     pub leader_kills: usize,
     pub pauses: usize,
     pub partitions: usize,
+    pub client_cuts: usize,
+    pub delays: usize,
+    pub resets: usize,
+    pub joins: usize,
+    pub removals: usize,
 }
 
 /// Timing of the rotation.
@@ -102,6 +127,10 @@ pub async fn run(
             Fault::Kill => kill(db, recorder, rng, hold, &mut coverage).await?,
             Fault::Pause => pause(db, recorder, rng, hold, &mut coverage).await?,
             Fault::Partition => partition(db, recorder, rng, hold, &mut coverage).await?,
+            Fault::Clients => clients(db, recorder, rng, hold, &mut coverage).await,
+            Fault::Delay => delay(db, recorder, rng, hold, &mut coverage).await,
+            Fault::Reset => reset(db, recorder, rng, hold, &mut coverage).await,
+            Fault::Membership => membership(db, recorder, rng, &mut coverage).await?,
         }
     }
     heal(db, recorder)?;
@@ -255,5 +284,131 @@ async fn partition(
     sleep(hold).await;
     faults.heal();
     recorder.nemesis("stop-partition", json!({"variant": variant}));
+    Ok(())
+}
+
+async fn clients(
+    db: &mut Db,
+    recorder: &Recorder,
+    rng: &mut StdRng,
+    hold: Duration,
+    coverage: &mut Coverage,
+) {
+    let leader = db.leader().await;
+    let all: Vec<usize> = (0..db.nodes.len()).collect();
+    let (variant, target) = match leader {
+        Some(leader) if rng.random_bool(0.5) => ("leader", leader),
+        _ => ("one", *all.choose(rng).unwrap_or(&0)),
+    };
+    let faults = db.proxy.faults();
+    faults.partition(Endpoint::Clients, Endpoint::Node(db.nodes[target].number));
+    recorder.nemesis(
+        "start-clients",
+        json!({"variant": variant, "nodes": names(db, &[target])}),
+    );
+    coverage.client_cuts += 1;
+    sleep(hold).await;
+    faults.heal();
+    recorder.nemesis("stop-clients", json!({"nodes": names(db, &[target])}));
+}
+
+async fn delay(
+    db: &mut Db,
+    recorder: &Recorder,
+    rng: &mut StdRng,
+    hold: Duration,
+    coverage: &mut Coverage,
+) {
+    let all: Vec<usize> = (0..db.nodes.len()).collect();
+    let latency = Duration::from_millis(rng.random_range(20..=150));
+    let jitter = Duration::from_millis(rng.random_range(0..=50));
+    let (variant, target) = if rng.random_bool(0.5) {
+        ("all", None)
+    } else {
+        ("one", Some(*all.choose(rng).unwrap_or(&0)))
+    };
+    let faults = db.proxy.faults();
+    faults.delay(
+        target.map(|i| Endpoint::Node(db.nodes[i].number)),
+        latency,
+        jitter,
+    );
+    let nodes = target.map_or_else(|| names(db, &all), |i| names(db, &[i]));
+    recorder.nemesis(
+        "start-delay",
+        json!({"variant": variant, "nodes": nodes,
+               "delay_ms": latency.as_millis() as u64, "jitter_ms": jitter.as_millis() as u64}),
+    );
+    coverage.delays += 1;
+    sleep(hold).await;
+    faults.heal();
+    recorder.nemesis("stop-delay", json!({"nodes": nodes}));
+}
+
+async fn reset(
+    db: &mut Db,
+    recorder: &Recorder,
+    rng: &mut StdRng,
+    hold: Duration,
+    coverage: &mut Coverage,
+) {
+    let all: Vec<usize> = (0..db.nodes.len()).collect();
+    let (variant, endpoint, nodes) = if rng.random_bool(0.3) {
+        ("clients", Endpoint::Clients, Vec::new())
+    } else {
+        let i = *all.choose(rng).unwrap_or(&0);
+        ("node", Endpoint::Node(db.nodes[i].number), names(db, &[i]))
+    };
+    recorder.nemesis("start-reset", json!({"variant": variant, "nodes": nodes}));
+    let faults = db.proxy.faults();
+    let ends = Instant::now() + hold;
+    while Instant::now() < ends {
+        faults.reset(endpoint);
+        coverage.resets += 1;
+        sleep(Duration::from_secs(1).min(ends - Instant::now())).await;
+    }
+    recorder.nemesis("stop-reset", json!({"nodes": nodes}));
+}
+
+/// The smallest voter count a removal may leave.
+const MIN_VOTERS: usize = 3;
+
+async fn membership(
+    db: &mut Db,
+    recorder: &Recorder,
+    rng: &mut StdRng,
+    coverage: &mut Coverage,
+) -> anyhow::Result<()> {
+    let voters = db.nodes.len();
+    if voters > MIN_VOTERS {
+        let leader = db.leader().await;
+        let all: Vec<usize> = (0..voters).collect();
+        let (variant, target) = match leader {
+            Some(leader) if rng.random_bool(0.3) => ("remove-leader", leader),
+            _ => ("remove", *all.choose(rng).unwrap_or(&0)),
+        };
+        let name = db.nodes[target].name();
+        recorder.nemesis(
+            "start-membership",
+            json!({"variant": variant, "nodes": [name]}),
+        );
+        db.remove_node(target).await?;
+        coverage.removals += 1;
+        db.wait_voters(voters - 1, Duration::from_secs(60)).await?;
+        recorder.nemesis(
+            "stop-membership",
+            json!({"nodes": [name], "voters": voters - 1}),
+        );
+    } else {
+        recorder.nemesis("start-membership", json!({"variant": "add"}));
+        let index = db.add_node().await?;
+        let name = db.nodes[index].name();
+        db.wait_voters(voters + 1, Duration::from_secs(90)).await?;
+        coverage.joins += 1;
+        recorder.nemesis(
+            "stop-membership",
+            json!({"nodes": [name], "voters": voters + 1}),
+        );
+    }
     Ok(())
 }

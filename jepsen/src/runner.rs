@@ -19,12 +19,14 @@ use crate::history::{History, edn};
 use crate::nemesis::{self, Coverage, Fault, Schedule};
 use crate::recorder::Recorder;
 use crate::workload::queue::{self, QueueConfig};
+use crate::workload::retained::{Registers, RetainedConfig};
 
 /// The workloads `--workload` names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Workload {
     QueueQos1,
     QueueQos2,
+    Retained,
 }
 
 impl Workload {
@@ -32,6 +34,7 @@ impl Workload {
         match name {
             "queue-qos1" => Some(Workload::QueueQos1),
             "queue-qos2" => Some(Workload::QueueQos2),
+            "retained" => Some(Workload::Retained),
             _ => None,
         }
     }
@@ -40,6 +43,7 @@ impl Workload {
         match self {
             Workload::QueueQos1 => "queue-qos1",
             Workload::QueueQos2 => "queue-qos2",
+            Workload::Retained => "retained",
         }
     }
 }
@@ -82,58 +86,43 @@ pub async fn run(config: &TestConfig) -> anyhow::Result<Outcome> {
         .await
         .context("starting the cluster")?;
     let recorder = Recorder::new();
-    let mut rng = StdRng::seed_from_u64(config.seed);
+    let rng = StdRng::seed_from_u64(config.seed);
     let nodes = Arc::new(db.nodes.iter().map(|n| n.mqtt_addr).collect::<Vec<_>>());
-    let workload = QueueConfig {
-        qos: if config.workload == Workload::QueueQos2 {
-            2
-        } else {
-            1
-        },
-        ..QueueConfig::default()
+    let mut faults = Faults {
+        db: &mut db,
+        recorder: &recorder,
+        config,
+        rng,
     };
-
-    let subscribers = queue::start_subscribers(&workload, nodes.clone(), recorder.clone())
-        .await
-        .context("starting the subscribers")?;
-    let until = Instant::now() + config.time_limit;
-    let publishers = tokio::spawn({
-        let (workload, nodes, recorder) = (workload.clone(), nodes.clone(), recorder.clone());
-        async move { queue::publish(&workload, nodes, recorder, until).await }
-    });
-    let coverage = nemesis::run(
-        &mut db,
-        &recorder,
-        &config.faults,
-        Schedule::default(),
-        &mut rng,
-        until,
-    )
-    .await
-    .context("the nemesis")?;
-    publishers.await.context("the publishers")?;
-
-    // Recovery: every node back, one leader, everyone caught up.
-    let recovered = async {
-        db.wait_voters(db.nodes.len(), Duration::from_secs(60))
-            .await?;
-        db.wait_converged(Duration::from_secs(60)).await
-    }
-    .await;
-    recorder.nemesis("recovered", json!(recovered.is_ok()));
-    subscribers
-        .drain(
-            Duration::from_secs(5),
-            Instant::now() + Duration::from_secs(60),
-        )
-        .await;
+    let ran = match config.workload {
+        Workload::QueueQos1 | Workload::QueueQos2 => {
+            run_queue(config, nodes, &recorder, &mut faults).await
+        }
+        Workload::Retained => run_retained(config, nodes, &recorder, &mut faults).await,
+    };
     db.teardown();
+    let (coverage, recovered) = ran?;
 
     let history = recorder.history();
     history.write_jsonl(&store.join("history.jsonl"))?;
     history.write_edn(&store.join("history.edn"))?;
-    let mut reports = vec![checker::queue(&history), checker::order(&history)];
-    reports.push(coverage_report(&config.faults, &coverage, &history));
+    // Plots are for reading the run, not part of the verdict.
+    if let Err(e) = crate::plot::write_plots(&history, config.workload.name(), &store) {
+        eprintln!("plots not written: {e:#}");
+    }
+    let mut reports = match config.workload {
+        Workload::QueueQos1 | Workload::QueueQos2 => {
+            vec![checker::queue(&history), checker::order(&history)]
+        }
+        Workload::Retained => vec![checker::register(&history)],
+    };
+    let snapshot_installs = count_in_logs(&store, SNAPSHOT_INSTALLED);
+    reports.push(coverage_report(
+        &config.faults,
+        &coverage,
+        snapshot_installs,
+        &history,
+    ));
     if let Err(e) = &recovered {
         reports.push(Report {
             checker: "recovery".into(),
@@ -150,15 +139,147 @@ pub async fn run(config: &TestConfig) -> anyhow::Result<Outcome> {
     })
 }
 
+/// The nemesis's side of a run.
+struct Faults<'a> {
+    db: &'a mut Db,
+    recorder: &'a Recorder,
+    config: &'a TestConfig,
+    rng: StdRng,
+}
+
+impl Faults<'_> {
+    /// Runs the nemesis until `until`, then heals and waits for the cluster to recover
+    /// (every node back, one leader, everyone caught up): what happened, and whether
+    /// it recovered.
+    async fn run(&mut self, until: Instant) -> anyhow::Result<(Coverage, anyhow::Result<()>)> {
+        let coverage = nemesis::run(
+            self.db,
+            self.recorder,
+            &self.config.faults,
+            Schedule::default(),
+            &mut self.rng,
+            until,
+        )
+        .await
+        .context("the nemesis")?;
+        let db = &*self.db;
+        let recovered = async {
+            db.wait_voters(db.nodes.len(), Duration::from_secs(60))
+                .await?;
+            db.wait_converged(Duration::from_secs(60)).await
+        }
+        .await;
+        self.recorder.nemesis("recovered", json!(recovered.is_ok()));
+        Ok((coverage, recovered))
+    }
+}
+
+type Ran = anyhow::Result<(Coverage, anyhow::Result<()>)>;
+
+/// queue-qos1/2: subscribers first, publishers and faults for the time limit, then the
+/// subscribers drain.
+async fn run_queue(
+    config: &TestConfig,
+    nodes: Arc<Vec<std::net::SocketAddr>>,
+    recorder: &Recorder,
+    faults: &mut Faults<'_>,
+) -> Ran {
+    let workload = QueueConfig {
+        qos: if config.workload == Workload::QueueQos2 {
+            2
+        } else {
+            1
+        },
+        ..QueueConfig::default()
+    };
+    let subscribers = queue::start_subscribers(&workload, nodes.clone(), recorder.clone())
+        .await
+        .context("starting the subscribers")?;
+    let until = Instant::now() + config.time_limit;
+    let publishers = tokio::spawn({
+        let (workload, recorder) = (workload.clone(), recorder.clone());
+        async move { queue::publish(&workload, nodes, recorder, until).await }
+    });
+    let ran = faults.run(until).await;
+    publishers.await.context("the publishers")?;
+    subscribers
+        .drain(
+            Duration::from_secs(5),
+            Instant::now() + Duration::from_secs(60),
+        )
+        .await;
+    ran
+}
+
+/// retained: every key seeded, readers and writers and faults for the time limit, then
+/// a final read of every key.
+async fn run_retained(
+    config: &TestConfig,
+    nodes: Arc<Vec<std::net::SocketAddr>>,
+    recorder: &Recorder,
+    faults: &mut Faults<'_>,
+) -> Ran {
+    let registers = Registers::new(RetainedConfig::default(), nodes, recorder.clone());
+    registers
+        .seed(Duration::from_secs(30))
+        .await
+        .context("seeding the registers")?;
+    let until = Instant::now() + config.time_limit;
+    let workers = tokio::spawn({
+        let registers = registers.clone();
+        async move { registers.run(until).await }
+    });
+    let ran = faults.run(until).await;
+    workers.await.context("the workers")?;
+    registers.final_reads(Duration::from_secs(30)).await;
+    ran
+}
+
+/// What a node logs when it installed a snapshot sent by the leader.
+const SNAPSHOT_INSTALLED: &str = "snapshot installed from the leader";
+
+/// How many lines of the nodes' logs (`n*.log` in the store) contain `needle`.
+fn count_in_logs(store: &Path, needle: &str) -> usize {
+    let Ok(entries) = std::fs::read_dir(store) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with('n') && name.ends_with(".log")
+        })
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .map(|text| text.lines().filter(|l| l.contains(needle)).count())
+        .sum()
+}
+
 /// The requested faults must really have happened, or the run proves little: at least
-/// one leader kill when `kill` was asked for, and each requested family at least once.
-fn coverage_report(faults: &[Fault], coverage: &Coverage, history: &History) -> Report {
+/// one leader kill when `kill` was asked for, each requested family at least once, and a
+/// snapshot installed on a node that fell behind when nodes were killed or replaced.
+fn coverage_report(
+    faults: &[Fault],
+    coverage: &Coverage,
+    snapshot_installs: usize,
+    history: &History,
+) -> Report {
     let mut missing = Vec::new();
+    let snapshot_expected = faults
+        .iter()
+        .any(|f| matches!(f, Fault::Kill | Fault::Membership));
+    if snapshot_expected && snapshot_installs == 0 {
+        missing.push("snapshot-install");
+    }
     for fault in faults {
         let happened = match fault {
             Fault::Kill => coverage.kills > 0 && coverage.leader_kills > 0,
             Fault::Pause => coverage.pauses > 0,
             Fault::Partition => coverage.partitions > 0,
+            Fault::Clients => coverage.client_cuts > 0,
+            Fault::Delay => coverage.delays > 0,
+            Fault::Reset => coverage.resets > 0,
+            Fault::Membership => coverage.joins > 0 && coverage.removals > 0,
         };
         if !happened {
             missing.push(fault.name());
@@ -172,7 +293,8 @@ fn coverage_report(faults: &[Fault], coverage: &Coverage, history: &History) -> 
         } else {
             Validity::Unknown
         },
-        details: json!({"coverage": coverage, "missing": missing, "ops": ops}),
+        details: json!({"coverage": coverage, "snapshot_installs": snapshot_installs,
+                        "missing": missing, "ops": ops}),
     }
 }
 

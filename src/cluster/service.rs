@@ -95,8 +95,18 @@ impl pb::cluster_server::Cluster for ClusterService {
         request: Request<pb::InstallSnapshotRequest>,
     ) -> Result<Response<pb::InstallSnapshotResponse>, Status> {
         let rpc = InstallSnapshotRequest::<TypeConfig>::try_from(request.into_inner())?;
+        let (done, last) = (rpc.done, rpc.meta.last_log_id);
         match self.node.raft.install_snapshot(rpc).await {
-            Ok(reply) => Ok(Response::new(reply.into())),
+            Ok(reply) => {
+                if done {
+                    // Operators (and the Jepsen harness's coverage check) look for this.
+                    tracing::info!(
+                        last_log_id = ?last,
+                        "snapshot installed from the leader"
+                    );
+                }
+                Ok(Response::new(reply.into()))
+            }
             Err(RaftError::APIError(e @ InstallSnapshotError::SnapshotMismatch(_))) => {
                 let details = proto::encode("snapshot error", &e)?;
                 Err(Status::with_details(

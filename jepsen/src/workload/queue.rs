@@ -75,7 +75,7 @@ pub async fn start_subscribers(
             keep_alive: Duration::from_secs(10),
         };
         let mut session = Session::start(options.clone(), nodes.clone(), k % nodes.len());
-        let process = recorder.process();
+        let mut process = recorder.process();
         // Subscribe once, on the first connection (the session keeps it).
         let mut connected = None;
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -84,7 +84,9 @@ pub async fn start_subscribers(
                 .await
                 .map_err(|_| anyhow::anyhow!("subscriber {k} could not connect"))?
                 .ok_or_else(|| anyhow::anyhow!("subscriber {k} stopped"))?;
-            record_connection(&recorder, process, &options, &event);
+            if record_connection(&recorder, process, &options, &event) {
+                process = recorder.process();
+            }
             if let Event::ConnAck { ok: true, conn, .. } = event {
                 connected = Some(conn);
             }
@@ -100,7 +102,11 @@ pub async fn start_subscribers(
         let acked = loop {
             match timeout(Duration::from_secs(10), session.events.recv()).await {
                 Ok(Some(Event::SubAck { ok })) => break ok,
-                Ok(Some(other)) => record_connection(&recorder, process, &options, &other),
+                Ok(Some(other)) => {
+                    if record_connection(&recorder, process, &options, &other) {
+                        process = recorder.process();
+                    }
+                }
                 _ => break false,
             }
         };
@@ -123,13 +129,14 @@ pub async fn start_subscribers(
     })
 }
 
-/// Records connection events of a session (connect invoke / ok / fail, disconnects).
+/// Records connection events of a session (connect invoke / ok / fail / info,
+/// disconnects); `true` when the process must retire (an indeterminate connect).
 fn record_connection(
     recorder: &Recorder,
     process: crate::history::Process,
     options: &SessionOptions,
     event: &Event,
-) {
+) -> bool {
     let base = |conn: u64| {
         json!({"client": options.client_id, "clean_start": options.clean_start,
                "expiry": options.expiry, "conn": conn})
@@ -165,8 +172,20 @@ fn record_connection(
                 Some(error.clone()),
             );
         }
+        Event::Abandoned { conn, error } => {
+            recorder.record(
+                OpType::Info,
+                process,
+                "connect",
+                base(*conn),
+                None,
+                Some(error.clone()),
+            );
+            return true;
+        }
         _ => {}
     }
+    false
 }
 
 async fn receive(
@@ -177,7 +196,7 @@ async fn receive(
     mut stop_churn: tokio::sync::watch::Receiver<bool>,
     last_delivery: Arc<std::sync::Mutex<Instant>>,
 ) {
-    let process = recorder.process();
+    let mut process = recorder.process();
     let mut next_move = Instant::now() + churn_interval();
     loop {
         let churning = !*stop_churn.borrow();
@@ -187,8 +206,8 @@ async fn receive(
                 if let Event::Delivery { conn, publish } = &event {
                     *last_delivery.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
                     record_delivery(&recorder, process, &options.client_id, *conn, publish);
-                } else {
-                    record_connection(&recorder, process, &options, &event);
+                } else if record_connection(&recorder, process, &options, &event) {
+                    process = recorder.process();
                 }
             }
             _ = sleep_until(next_move), if churning => {
@@ -374,6 +393,7 @@ async fn await_ack(session: &mut Session, qos: u8, within: Duration) -> Outcome 
             Event::PubComp { pkid: id } if Some(id) == pkid && qos == 2 => return Outcome::Ok,
             Event::Closed { error, .. } => return Outcome::Info(error),
             Event::ConnAck { ok: false, .. } => return Outcome::Info("reconnect refused".into()),
+            Event::Abandoned { error, .. } => return Outcome::Info(error),
             _ => {}
         }
     }
