@@ -444,6 +444,51 @@ async fn a_removed_wiped_and_re_added_node_comes_back_under_a_new_id() {
     assert_eq!((session.owner, session.epoch), (None, held));
 }
 
+/// A leader asked to leave hands leadership over and is removed by the new leader, which
+/// takes its sessions offline: removed first, it could no longer propose `NodeDown` (it
+/// once retried that for ever, and `cluster leave` timed out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leaving_leader_hands_over_and_its_sessions_go_offline() {
+    let cluster = cluster(3, &[]).await;
+    let acked = propose_all(&cluster, 1..11).await;
+    let leader = cluster.leader().await.expect("a leader");
+    let old_id = cluster.status(leader).await.unwrap().node_id;
+    let other = (leader + 1) % 3;
+    let held = connect(
+        &cluster.nodes[other].cluster_addr,
+        "held-by-leaving-leader",
+        old_id,
+        u32::MAX,
+    )
+    .await;
+    let started = std::time::Instant::now();
+    cli(&[
+        "cluster",
+        "leave",
+        "--node",
+        &cluster.nodes[leader].cluster_addr.clone(),
+    ]);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "leave took {:?}",
+        started.elapsed()
+    );
+    let status = cluster.status(other).await.unwrap();
+    assert!(
+        !status.members.iter().any(|m| m.node_id == old_id),
+        "the old leader is still a member: {status:?}"
+    );
+    assert_ne!(status.leader, Some(old_id));
+    let mut cluster = cluster;
+    cluster.kill(leader).unwrap();
+    cluster.wait_converged(CONVERGE).await.unwrap();
+    assert_all_present(&mut cluster, &acked);
+    // The new leader proposed NodeDown for the old one: its session went offline.
+    let session =
+        stored_session(&cluster.nodes[other].data_dir, "held-by-leaving-leader").expect("kept");
+    assert_eq!((session.owner, session.epoch), (None, held));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_leaders_ticks_expire_an_offline_session() {
     let mut cluster = cluster(1, &[]).await;

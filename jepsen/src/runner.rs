@@ -279,7 +279,7 @@ fn coverage_report(
             Fault::Clients => coverage.client_cuts > 0,
             Fault::Delay => coverage.delays > 0,
             Fault::Reset => coverage.resets > 0,
-            Fault::Membership => coverage.joins > 0 && coverage.removals > 0,
+            Fault::Membership => coverage.joins + coverage.removals > 0,
         };
         if !happened {
             missing.push(fault.name());

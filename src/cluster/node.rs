@@ -533,6 +533,13 @@ impl NodeInner {
             .change_membership(change, false)
             .await
             .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+        if id == self.id {
+            // Out of the cluster, this node can no longer propose; its sessions stay
+            // with it until their connections end (a leaving leader normally hands over
+            // first, and the new leader removes it).
+            tracing::warn!("removed itself as leader: its sessions are not taken offline");
+            return Ok(());
+        }
         // Its clients must reconnect elsewhere: take its sessions offline (wills, expiry).
         super::clock::node_down(&self.proposer, id).await;
         Ok(())

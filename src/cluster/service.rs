@@ -45,6 +45,9 @@ impl ClusterService {
     }
 }
 
+/// How long a leader asked to remove itself tries to hand leadership over first.
+const LEAVING_HAND_OFF: std::time::Duration = std::time::Duration::from_secs(5);
+
 fn forwarded<T>(message: T) -> Request<T> {
     let mut request = Request::new(message);
     request
@@ -243,7 +246,25 @@ impl pb::cluster_server::Cluster for ClusterService {
             let mut leader = self.leader_client(&request)?;
             return leader.remove_node(forwarded(request.into_inner())).await;
         }
-        self.node.remove_node(request.into_inner().node_id).await?;
+        let id = request.get_ref().node_id;
+        if id == self.node.id {
+            // The leader leaves: it hands leadership over first and lets the new leader
+            // remove it, since only a member can propose the `NodeDown` that takes its
+            // sessions offline afterwards.
+            match self.node.hand_off(LEAVING_HAND_OFF).await {
+                super::handoff::HandOff::Moved { .. } => {
+                    let addr = self.node.leader_addr().ok_or_else(|| {
+                        Status::unavailable("no leader is known after the hand-off")
+                    })?;
+                    let mut leader = self.node.network.client(&addr)?;
+                    return leader.remove_node(forwarded(request.into_inner())).await;
+                }
+                other => {
+                    tracing::warn!(?other, "the leaving leader could not hand over");
+                }
+            }
+        }
+        self.node.remove_node(id).await?;
         Ok(Response::new(pb::MembershipReply {
             members: self.node.members(),
         }))
