@@ -25,6 +25,9 @@ fn main() -> anyhow::Result<()> {
             None => raftmq::run::node(&cli.run).await,
             Some(Command::Cluster(command)) => cluster(command).await,
             Some(Command::Bench(BenchCommand::Raft(args))) => raftmq::bench::raft::run(&args).await,
+            Some(Command::Bench(BenchCommand::Mqtt(scenario))) => {
+                raftmq::bench::mqtt::command(&scenario).await
+            }
             Some(Command::Node(NodeCommand::Drain { http })) => {
                 let body = raftmq::admin::client::post(&http, "/drain").await?;
                 println!("{body}");

@@ -101,7 +101,8 @@ pub async fn run(config: &TestConfig) -> anyhow::Result<Outcome> {
         Workload::Retained => run_retained(config, nodes, &recorder, &mut faults).await,
     };
     db.teardown();
-    let (coverage, recovered) = ran?;
+    // A harness failure mid-run still leaves the history and an unknown verdict behind.
+    let (coverage, recovered) = ran.unwrap_or_else(|e| (Coverage::default(), Err(e)));
 
     let history = recorder.history();
     history.write_jsonl(&store.join("history.jsonl"))?;

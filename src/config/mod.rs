@@ -100,6 +100,10 @@ pub enum BenchCommand {
     /// Committed commands per second and commit latency of the Raft log, on a 3-node
     /// loopback cluster that the bench starts itself (fsync on).
     Raft(crate::bench::raft::RaftBenchArgs),
+    /// MQTT load against a running broker (raftmq or any other): `pub`, `sub`, `pubsub`
+    /// and `conn`.
+    #[command(flatten)]
+    Mqtt(crate::bench::mqtt::Scenario),
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
