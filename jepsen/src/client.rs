@@ -82,6 +82,9 @@ pub struct SessionOptions {
     /// Session expiry interval, s.
     pub expiry: u32,
     pub keep_alive: Duration,
+    /// After a connection error, connect again to a random node (same session); without
+    /// it, the session's task ends with the connection.
+    pub reconnect: bool,
 }
 
 /// Connection numbers, unique in the test.
@@ -215,6 +218,10 @@ async fn drive(
                     // rumqttc turns a refusing CONNACK into this error: a definite no.
                     driver.refused(*code);
                 }
+                if !driver.options.reconnect {
+                    driver.ended(&error.to_string());
+                    return;
+                }
                 let node = (0..driver.nodes.len())
                     .collect::<Vec<_>>()
                     .choose(&mut rand::rng())
@@ -279,12 +286,7 @@ impl Driver {
                 self.incoming(packet).await;
             }
         }
-        let (conn, error) = (self.conn, why.to_owned());
-        match self.state {
-            Conn::Connected => self.report(Event::Closed { conn, error }),
-            Conn::Connecting => self.report(Event::Abandoned { conn, error }),
-            Conn::Ended => {}
-        }
+        self.ended(why);
         self.eventloop.clean();
         restore_unreleased(&mut self.eventloop, self.unreleased.union(&self.released));
         self.eventloop.state.events.clear();
@@ -302,6 +304,17 @@ impl Driver {
                 ok: false,
             });
         }
+    }
+
+    /// Reports the end of the current connection, once.
+    fn ended(&mut self, why: &str) {
+        let (conn, error) = (self.conn, why.to_owned());
+        match self.state {
+            Conn::Connected => self.report(Event::Closed { conn, error }),
+            Conn::Connecting => self.report(Event::Abandoned { conn, error }),
+            Conn::Ended => {}
+        }
+        self.state = Conn::Ended;
     }
 
     async fn incoming(&mut self, packet: Packet) {

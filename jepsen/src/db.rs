@@ -213,6 +213,20 @@ impl Db {
         Ok(())
     }
 
+    /// Snapshots are built every this many entries.
+    pub fn snapshot_threshold(&self) -> u64 {
+        self.snapshot_threshold
+    }
+
+    /// The status of node `index`, if it answers within 2 s.
+    pub async fn status(&self, index: usize) -> Option<raftmq::cluster::proto::pb::StatusResponse> {
+        let addr = self.nodes[index].cluster_addr.to_string();
+        tokio::time::timeout(Duration::from_secs(2), admin::status(&addr))
+            .await
+            .ok()
+            .and_then(Result::ok)
+    }
+
     /// SIGKILL (a paused node is killed too).
     pub fn kill(&mut self, index: usize) -> anyhow::Result<()> {
         if let Some(mut child) = self.nodes[index].child.take() {

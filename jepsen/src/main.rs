@@ -22,7 +22,7 @@ struct Cli {
 enum Cmd {
     /// Runs one test and prints the verdict.
     Test {
-        /// queue-qos1 | queue-qos2 | retained
+        /// queue-qos1 | queue-qos2 | retained | session
         #[arg(long)]
         workload: String,
         /// Comma-separated fault families: kill, pause, partition, clients, delay, reset,
@@ -62,7 +62,7 @@ fn main() -> ExitCode {
         snapshot_threshold,
     } = cli.command;
     let Some(workload) = Workload::parse(&workload) else {
-        eprintln!("unknown workload {workload:?} (queue-qos1, queue-qos2, retained)");
+        eprintln!("unknown workload {workload:?} (queue-qos1, queue-qos2, retained, session)");
         return ExitCode::from(2);
     };
     let mut faults = Vec::new();

@@ -3,7 +3,8 @@
 //! `stop-<fault>` (process `:nemesis`), and all of them healed at the end.
 //!
 //! - `kill`: SIGKILL of one node, the leader, a minority, or every node; restarted when
-//!   the fault ends.
+//!   the fault ends. The first kill is the leader's, the second a follower's kept down
+//!   until the log was compacted past it (it catches up from a snapshot).
 //! - `pause`: SIGSTOP of the leader or a follower; SIGCONT when it ends.
 //! - `partition`: through the proxy between the nodes: one node isolated, the leader in
 //!   the minority, the leader in the majority, halves, or one node's outgoing traffic
@@ -73,6 +74,8 @@ impl Fault {
 pub struct Coverage {
     pub kills: usize,
     pub leader_kills: usize,
+    /// Followers kept down until the log was compacted past them.
+    pub lagging_kills: usize,
     pub pauses: usize,
     pub partitions: usize,
     pub client_cuts: usize,
@@ -165,6 +168,9 @@ async fn kill(
 ) -> anyhow::Result<()> {
     let all: Vec<usize> = (0..db.nodes.len()).collect();
     let leader = db.leader().await;
+    if coverage.leader_kills > 0 && coverage.lagging_kills == 0 {
+        return lagging_kill(db, recorder, leader, coverage).await;
+    }
     // The leader first, so that even a short run kills one (the coverage check needs it).
     let pick = if coverage.leader_kills == 0 {
         1
@@ -199,6 +205,53 @@ async fn kill(
         db.restart(i)?;
     }
     recorder.nemesis("stop-kill", json!({"nodes": names(db, &targets)}));
+    Ok(())
+}
+
+/// How long a lagging kill waits for the log to move past the killed node.
+const LAGGING_KILL_MAX: Duration = Duration::from_secs(40);
+
+/// Kills a follower and keeps it down until the leader's log was compacted past the
+/// follower's last entry, so that it can only catch up from a snapshot: the coverage
+/// check wants one snapshot installed per run that kills nodes.
+async fn lagging_kill(
+    db: &mut Db,
+    recorder: &Recorder,
+    leader: Option<usize>,
+    coverage: &mut Coverage,
+) -> anyhow::Result<()> {
+    let Some(leader) = leader else {
+        return Ok(());
+    };
+    let target = (0..db.nodes.len()).find(|i| *i != leader).unwrap_or(leader);
+    let Some(last) = db.status(target).await.and_then(|s| s.last_log_index) else {
+        return Ok(());
+    };
+    recorder.nemesis(
+        "start-kill",
+        json!({"variant": "lagging", "nodes": names(db, &[target]), "last_log_index": last}),
+    );
+    db.kill(target)?;
+    coverage.kills += 1;
+    coverage.lagging_kills += 1;
+    // Compacted past `last`: a snapshot at least one threshold (the entries kept behind
+    // it) and one more beyond.
+    let wanted = last + 2 * db.snapshot_threshold();
+    let deadline = Instant::now() + LAGGING_KILL_MAX;
+    let mut reached = None;
+    while Instant::now() < deadline {
+        let snapshot = db.status(leader).await.and_then(|s| s.snapshot_index);
+        if snapshot.is_some_and(|s| s >= wanted) {
+            reached = snapshot;
+            break;
+        }
+        sleep(Duration::from_millis(500)).await;
+    }
+    db.restart(target)?;
+    recorder.nemesis(
+        "stop-kill",
+        json!({"nodes": names(db, &[target]), "leader_snapshot": reached}),
+    );
     Ok(())
 }
 

@@ -20,6 +20,7 @@ use crate::nemesis::{self, Coverage, Fault, Schedule};
 use crate::recorder::Recorder;
 use crate::workload::queue::{self, QueueConfig};
 use crate::workload::retained::{Registers, RetainedConfig};
+use crate::workload::session::{self, SessionConfig};
 
 /// The workloads `--workload` names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +28,7 @@ pub enum Workload {
     QueueQos1,
     QueueQos2,
     Retained,
+    Session,
 }
 
 impl Workload {
@@ -35,6 +37,7 @@ impl Workload {
             "queue-qos1" => Some(Workload::QueueQos1),
             "queue-qos2" => Some(Workload::QueueQos2),
             "retained" => Some(Workload::Retained),
+            "session" => Some(Workload::Session),
             _ => None,
         }
     }
@@ -44,6 +47,7 @@ impl Workload {
             Workload::QueueQos1 => "queue-qos1",
             Workload::QueueQos2 => "queue-qos2",
             Workload::Retained => "retained",
+            Workload::Session => "session",
         }
     }
 }
@@ -99,6 +103,7 @@ pub async fn run(config: &TestConfig) -> anyhow::Result<Outcome> {
             run_queue(config, nodes, &recorder, &mut faults).await
         }
         Workload::Retained => run_retained(config, nodes, &recorder, &mut faults).await,
+        Workload::Session => run_session(config, nodes, &recorder, &mut faults).await,
     };
     db.teardown();
     // A harness failure mid-run still leaves the history and an unknown verdict behind.
@@ -116,6 +121,7 @@ pub async fn run(config: &TestConfig) -> anyhow::Result<Outcome> {
             vec![checker::queue(&history), checker::order(&history)]
         }
         Workload::Retained => vec![checker::register(&history)],
+        Workload::Session => vec![checker::session(&history)],
     };
     let snapshot_installs = count_in_logs(&store, SNAPSHOT_INSTALLED);
     reports.push(coverage_report(
@@ -254,6 +260,23 @@ fn count_in_logs(store: &Path, needle: &str) -> usize {
         .filter_map(|e| std::fs::read_to_string(e.path()).ok())
         .map(|text| text.lines().filter(|l| l.contains(needle)).count())
         .sum()
+}
+
+/// session: connection cycles and publishers for the time limit.
+async fn run_session(
+    config: &TestConfig,
+    nodes: Arc<Vec<std::net::SocketAddr>>,
+    recorder: &Recorder,
+    faults: &mut Faults<'_>,
+) -> Ran {
+    let until = Instant::now() + config.time_limit;
+    let workers = tokio::spawn({
+        let recorder = recorder.clone();
+        async move { session::run(&SessionConfig::default(), nodes, recorder, until).await }
+    });
+    let ran = faults.run(until).await;
+    workers.await.context("the session workers")?;
+    ran
 }
 
 /// The requested faults must really have happened, or the run proves little: at least

@@ -21,6 +21,8 @@ use crate::recorder::Recorder;
 #[derive(Debug, Clone)]
 pub struct QueueConfig {
     pub qos: u8,
+    /// The publishers' topics are `<prefix>/<n>`.
+    pub prefix: String,
     pub topics: usize,
     pub publishers: usize,
     pub subscribers: usize,
@@ -34,6 +36,7 @@ impl Default for QueueConfig {
     fn default() -> Self {
         QueueConfig {
             qos: 1,
+            prefix: "jepsen/q".into(),
             topics: 4,
             publishers: 4,
             subscribers: 3,
@@ -73,6 +76,7 @@ pub async fn start_subscribers(
             clean_start: false,
             expiry: 3600,
             keep_alive: Duration::from_secs(10),
+            reconnect: true,
         };
         let mut session = Session::start(options.clone(), nodes.clone(), k % nodes.len());
         let mut process = recorder.process();
@@ -131,7 +135,7 @@ pub async fn start_subscribers(
 
 /// Records connection events of a session (connect invoke / ok / fail / info,
 /// disconnects); `true` when the process must retire (an indeterminate connect).
-fn record_connection(
+pub(crate) fn record_connection(
     recorder: &Recorder,
     process: crate::history::Process,
     options: &SessionOptions,
@@ -228,7 +232,7 @@ fn churn_interval() -> Duration {
     Duration::from_millis(rand::rng().random_range(3000..8000))
 }
 
-fn record_delivery(
+pub(crate) fn record_delivery(
     recorder: &Recorder,
     process: crate::history::Process,
     client: &str,
@@ -309,6 +313,7 @@ async fn publisher(
         clean_start: true,
         expiry: 0,
         keep_alive: Duration::from_secs(10),
+        reconnect: true,
     };
     let first = number as usize % nodes.len();
     let mut session = Session::start(options.clone(), nodes.clone(), first);
@@ -327,7 +332,11 @@ async fn publisher(
             continue;
         }
         seq += 1;
-        let topic = format!("jepsen/q/{}", rand::rng().random_range(0..config.topics));
+        let topic = format!(
+            "{}/{}",
+            config.prefix,
+            rand::rng().random_range(0..config.topics)
+        );
         let value = json!({"client": options.client_id, "publisher": number, "topic": topic,
                            "seq": seq, "qos": config.qos});
         let node_name = Some(format!("n{}", node + 1));

@@ -200,6 +200,7 @@ impl Registers {
             clean_start: true,
             expiry: 0,
             keep_alive: Duration::from_secs(10),
+            reconnect: false,
         };
         Session::start(options, self.nodes.clone(), node)
     }
