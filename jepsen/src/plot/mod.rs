@@ -71,13 +71,17 @@ impl Marker {
     }
 }
 
-/// Colour of a fault family's shading; kill, pause and partition have fixed ones.
+/// Colour of a fault family's shading: each of the nemesis's families has its own.
 fn fault_colour(name: &str, family: usize) -> RGBColor {
     const OTHERS: [u32; 3] = [0xa0a0a0, 0xa0e9d0, 0xe9c0a0];
     rgb(match name {
         "kill" => 0xe980e0,
         "partition" => 0x80b0f0,
         "pause" => 0xe9d060,
+        "clients" => 0xa0a0a0,
+        "delay" => 0xa0e9d0,
+        "reset" => 0xe9c0a0,
+        "membership" => 0x90d070,
         _ => OTHERS[family % OTHERS.len()],
     })
 }
