@@ -1,9 +1,9 @@
 //! `session`: connect / disconnect / takeover cycles over a small pool of client ids.
 //! More workers than client ids, each taking a random id, so connections of one client
 //! overlap and the newer takes the session over from the older. Each connection asks for
-//! a clean start or a resume, with a long session expiry or none, subscribes to its
-//! client's topic, receives for a while, and ends (dropped without DISCONNECT, or taken
-//! over by the broker). Publishers send unique payloads to the clients' topics meanwhile.
+//! a clean start or a resume, with a long session expiry (or, for the last client id only,
+//! sometimes none), subscribes to its client's topic, receives for a while, and ends
+//! (dropped without DISCONNECT, or taken over by the broker). Publishers send unique payloads to the clients' topics meanwhile.
 //! Judged by the `session` checker (`session_present` tells the truth; a taken-over
 //! connection receives nothing published after the takeover).
 
@@ -97,11 +97,19 @@ async fn worker(
         let (k, node, clean_start, expiry, hold) = {
             let mut rng = rand::rng();
             let hold = rng.random_range(config.hold.0.as_millis()..=config.hold.1.as_millis());
+            let k = rng.random_range(0..config.clients);
+            // Only the last client id ever asks for no expiry: a connect that might end
+            // the session leaves the other clients' resumes unjudgeable.
+            let expiry = if k + 1 == config.clients && rng.random_bool(0.5) {
+                0
+            } else {
+                3600
+            };
             (
-                rng.random_range(0..config.clients),
+                k,
                 rng.random_range(0..nodes.len()),
                 rng.random_bool(0.25),
-                if rng.random_bool(0.8) { 3600 } else { 0 },
+                expiry,
                 Duration::from_millis(hold as u64),
             )
         };
