@@ -39,8 +39,45 @@ const TAKEOVER_GRACE: Duration = Duration::from_millis(300);
 /// How long the end of a connection waits for its `Disconnect` to commit before closing
 /// the socket anyway.
 const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// Room made in the read buffer when it runs low: one read takes what fits.
+/// The most room made in the read buffer at once: one read takes what fits.
 const READ_CHUNK: usize = 64 * 1024;
+/// The least: what an idle connection holds.
+const MIN_READ_CHUNK: usize = 2 * 1024;
+
+/// Sizes a connection's read buffer to its traffic: reads that fill the room double it
+/// (up to [`READ_CHUNK`]), short ones halve it, and an empty buffer much larger than
+/// needed is given back. Idle connections then hold a couple of KiB instead of 64 KiB,
+/// and busy ones still read in large chunks.
+struct ReadRoom {
+    chunk: usize,
+}
+
+impl ReadRoom {
+    fn new() -> ReadRoom {
+        ReadRoom {
+            chunk: MIN_READ_CHUNK,
+        }
+    }
+
+    /// Makes room before a read; returns how much there is.
+    fn prepare(&self, buf: &mut BytesMut) -> usize {
+        if buf.is_empty() && buf.capacity() > 4 * self.chunk {
+            *buf = BytesMut::with_capacity(self.chunk);
+        } else if buf.capacity() - buf.len() < self.chunk / 8 {
+            buf.reserve(self.chunk);
+        }
+        buf.capacity() - buf.len()
+    }
+
+    /// Learns from a read of `read` bytes into `room`.
+    fn after(&mut self, read: usize, room: usize) {
+        if read >= room {
+            self.chunk = (self.chunk * 2).min(READ_CHUNK);
+        } else if read < self.chunk / 4 {
+            self.chunk = (self.chunk / 2).max(MIN_READ_CHUNK);
+        }
+    }
+}
 
 /// Why a connection ended before it had a session.
 #[derive(Debug)]
@@ -56,7 +93,7 @@ where
 {
     let (mut reader, mut writer) = tokio::io::split(stream);
     let mut codec = Codec::new(shared.limits.max_packet_size as usize);
-    let mut buf = BytesMut::with_capacity(8 * 1024);
+    let mut buf = BytesMut::with_capacity(MIN_READ_CHUNK);
     let connect = match tokio::time::timeout(
         CONNECT_TIMEOUT,
         read_connect(&mut reader, &mut writer, &mut codec, &mut buf),
@@ -247,6 +284,7 @@ impl Connection {
         let mut silent_until = keep_alive.map(|k| Instant::now() + k);
         // Bytes already buffered after the CONNECT.
         let mut input_ready = !buf.is_empty();
+        let mut read_room = ReadRoom::new();
         loop {
             if input_ready {
                 input_ready = false;
@@ -274,9 +312,7 @@ impl Connection {
                 let _ = writer.shutdown().await;
                 return;
             }
-            if buf.capacity() - buf.len() < READ_CHUNK / 8 {
-                buf.reserve(READ_CHUNK);
-            }
+            let room = read_room.prepare(&mut buf);
             let front_deadline = self
                 .pending
                 .front()
@@ -284,7 +320,8 @@ impl Connection {
             tokio::select! {
                 read = reader.read_buf(&mut buf) => match read {
                     Ok(0) => session.connection_lost(&mut actions),
-                    Ok(_) => {
+                    Ok(read) => {
+                        read_room.after(read, room);
                         input_ready = true;
                         silent_until = keep_alive.map(|k| Instant::now() + k);
                     }
