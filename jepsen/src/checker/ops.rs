@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
+use super::Validity;
 use crate::history::{History, Op, OpType, Process};
 
 /// How many examples of one kind of anomaly a report shows.
@@ -75,6 +76,34 @@ impl Malformed {
 
     pub(crate) fn to_json(&self) -> Value {
         json!({ "count": self.count, "examples": self.examples })
+    }
+
+    /// The verdict every checker reaches the same way. An anomaly (`found`, its
+    /// description) makes the history invalid, unless malformed ops cast doubt on what was
+    /// found (unknown). Malformed ops alone make it unknown, and so does the first of
+    /// `undecided` whose condition holds (nothing could be judged). Else it is valid.
+    pub(crate) fn verdict(
+        &self,
+        found: Option<String>,
+        undecided: &[(bool, &str)],
+    ) -> (Validity, Option<String>) {
+        if let Some(why) = found {
+            return if self.is_empty() {
+                (Validity::Invalid, Some(why))
+            } else {
+                (
+                    Validity::Unknown,
+                    Some(format!("{}; also found {why}", self.reason())),
+                )
+            };
+        }
+        if !self.is_empty() {
+            return (Validity::Unknown, Some(self.reason()));
+        }
+        match undecided.iter().find(|(holds, _)| *holds) {
+            Some((_, why)) => (Validity::Unknown, Some((*why).to_owned())),
+            None => (Validity::Valid, None),
+        }
     }
 
     /// A one-line reason for an `Unknown` verdict.

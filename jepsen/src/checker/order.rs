@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::{Value, json};
 
+use super::Report;
 use super::ops::{Malformed, calls, need_str, need_u64};
-use super::{Report, Validity};
 use crate::history::History;
 
 /// At most this many violations are listed in the details (all are counted).
@@ -73,26 +73,9 @@ pub fn order(history: &History) -> Report {
         }
     }
 
-    let (valid, reason) = if violation_count > 0 {
-        let why = format!("{violation_count} message(s) delivered after a later one");
-        if malformed.is_empty() {
-            (Validity::Invalid, Some(why))
-        } else {
-            (
-                Validity::Unknown,
-                Some(format!("{}; also found {why}", malformed.reason())),
-            )
-        }
-    } else if !malformed.is_empty() {
-        (Validity::Unknown, Some(malformed.reason()))
-    } else if count == 0 {
-        (
-            Validity::Unknown,
-            Some("no receive completed :ok".to_owned()),
-        )
-    } else {
-        (Validity::Valid, None)
-    };
+    let found = (violation_count > 0)
+        .then(|| format!("{violation_count} message(s) delivered after a later one"));
+    let (valid, reason) = malformed.verdict(found, &[(count == 0, "no receive completed :ok")]);
     let details = json!({
         "reason": reason,
         "received": count,
@@ -108,6 +91,7 @@ pub fn order(history: &History) -> Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checker::Validity;
     use crate::checker::testkit::Hist;
     use crate::history::OpType;
     use serde_json::json;

@@ -24,9 +24,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::{Value, json};
 
+use super::Report;
 use super::ops::{Call, MAX_EXAMPLES, Malformed, calls, need_str, need_u64};
 use super::topic::matches;
-use super::{Report, Validity};
 use crate::history::{History, OpType};
 
 /// A message's identity: (publisher, seq).
@@ -328,39 +328,23 @@ pub fn queue(history: &History) -> Report {
     }
 
     let has_subscriber = subscriptions.values().flatten().any(|s| s.ok_at.is_some());
-    let (valid, reason) = if total.lost + total.unexpected + total.duplicated_qos2 > 0 {
-        let why = format!(
+    let found = (total.lost + total.unexpected + total.duplicated_qos2 > 0).then(|| {
+        format!(
             "{} lost, {} unexpected, {} duplicated at QoS 2",
             total.lost, total.unexpected, total.duplicated_qos2
-        );
-        if malformed.is_empty() {
-            (Validity::Invalid, Some(why))
-        } else {
+        )
+    });
+    let (valid, reason) = malformed.verdict(
+        found,
+        &[
+            (ok_publishes == 0, "no publish completed :ok"),
+            (!has_subscriber, "no subscribe completed :ok"),
             (
-                Validity::Unknown,
-                Some(format!("{}; also found {why}", malformed.reason())),
-            )
-        }
-    } else if !malformed.is_empty() {
-        (Validity::Unknown, Some(malformed.reason()))
-    } else if ok_publishes == 0 {
-        (
-            Validity::Unknown,
-            Some("no publish completed :ok".to_owned()),
-        )
-    } else if !has_subscriber {
-        (
-            Validity::Unknown,
-            Some("no subscribe completed :ok".to_owned()),
-        )
-    } else if total.expected == 0 {
-        (
-            Validity::Unknown,
-            Some("no :ok publish was expected at any subscriber".to_owned()),
-        )
-    } else {
-        (Validity::Valid, None)
-    };
+                total.expected == 0,
+                "no :ok publish was expected at any subscriber",
+            ),
+        ],
+    );
 
     let details = json!({
         "reason": reason,
@@ -393,6 +377,7 @@ pub fn queue(history: &History) -> Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checker::Validity;
     use crate::checker::testkit::Hist;
     use serde_json::json;
 

@@ -200,28 +200,15 @@ pub(crate) fn register_bounded(history: &History, max_states: usize) -> Report {
         per_key.insert((*key).to_owned(), detail);
     }
 
-    let (valid, reason) = if invalid_keys > 0 {
-        let why = format!("{invalid_keys} key(s) not linearizable");
-        if malformed.is_empty() {
-            (Validity::Invalid, Some(why))
-        } else {
-            (
-                Validity::Unknown,
-                Some(format!("{}; also found {why}", malformed.reason())),
-            )
-        }
-    } else if !malformed.is_empty() {
-        (Validity::Unknown, Some(malformed.reason()))
-    } else if keys.is_empty() {
-        (Validity::Unknown, Some("no read or write ops".to_owned()))
-    } else if unknown_keys > 0 {
-        (
-            Validity::Unknown,
-            Some(format!("{unknown_keys} key(s) hit the search bound")),
-        )
-    } else {
-        (Validity::Valid, None)
-    };
+    let found = (invalid_keys > 0).then(|| format!("{invalid_keys} key(s) not linearizable"));
+    let bound = format!("{unknown_keys} key(s) hit the search bound");
+    let (valid, reason) = malformed.verdict(
+        found,
+        &[
+            (keys.is_empty(), "no read or write ops"),
+            (unknown_keys > 0, &bound),
+        ],
+    );
     let details = json!({
         "reason": reason,
         "keys": keys.len(),

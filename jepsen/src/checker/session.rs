@@ -19,8 +19,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{Value, json};
 
+use super::Report;
 use super::ops::{Call, MAX_EXAMPLES, Malformed, calls, need_bool, need_str, need_u64};
-use super::{Report, Validity};
 use crate::history::{History, Op, OpType};
 
 /// A session expiry (seconds) at least this long is taken not to lapse within a test.
@@ -299,28 +299,18 @@ pub fn session(history: &History) -> Report {
     }
 
     let total = violation_count + takeover_count;
-    let (valid, reason) = if total > 0 {
-        let why = format!(
+    let found = (total > 0).then(|| {
+        format!(
             "{violation_count} wrong session_present, {takeover_count} deliveries after takeover"
-        );
-        if malformed.is_empty() {
-            (Validity::Invalid, Some(why))
-        } else {
-            (
-                Validity::Unknown,
-                Some(format!("{}; also found {why}", malformed.reason())),
-            )
-        }
-    } else if !malformed.is_empty() {
-        (Validity::Unknown, Some(malformed.reason()))
-    } else if checked_resume == 0 {
-        (
-            Validity::Unknown,
-            Some("no resume (clean_start=false) connect could be checked".to_owned()),
         )
-    } else {
-        (Validity::Valid, None)
-    };
+    });
+    let (valid, reason) = malformed.verdict(
+        found,
+        &[(
+            checked_resume == 0,
+            "no resume (clean_start=false) connect could be checked",
+        )],
+    );
     let details = json!({
         "reason": reason,
         "connects": connects.len(),
@@ -344,6 +334,7 @@ pub fn session(history: &History) -> Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checker::Validity;
     use crate::checker::testkit::Hist;
     use serde_json::json;
 
