@@ -76,6 +76,8 @@ pub struct Coverage {
     pub leader_kills: usize,
     /// Followers kept down until the log was compacted past them.
     pub lagging_kills: usize,
+    /// A lagging follower's log says it installed a snapshot.
+    pub snapshot_installed: bool,
     pub pauses: usize,
     pub partitions: usize,
     pub client_cuts: usize,
@@ -168,7 +170,7 @@ async fn kill(
 ) -> anyhow::Result<()> {
     let all: Vec<usize> = (0..db.nodes.len()).collect();
     let leader = db.leader().await;
-    if coverage.leader_kills > 0 && coverage.lagging_kills == 0 {
+    if coverage.leader_kills > 0 && !coverage.snapshot_installed {
         return lagging_kill(db, recorder, leader, coverage).await;
     }
     // The leader first, so that even a short run kills one (the coverage check needs it).
@@ -208,6 +210,9 @@ async fn kill(
     Ok(())
 }
 
+/// What a node logs when it installed a snapshot sent by the leader.
+pub const SNAPSHOT_INSTALLED: &str = "snapshot installed from the leader";
+
 /// How long a lagging kill waits for the log to move past the killed node.
 const LAGGING_KILL_MAX: Duration = Duration::from_secs(40);
 
@@ -236,21 +241,37 @@ async fn lagging_kill(
     coverage.lagging_kills += 1;
     // Compacted past `last`: a snapshot at least one threshold (the entries kept behind
     // it) and one more beyond.
-    let wanted = last + 2 * db.snapshot_threshold();
+    // A threshold more as margin, and a moment for the purge that follows the snapshot.
+    let wanted = last + 3 * db.snapshot_threshold();
     let deadline = Instant::now() + LAGGING_KILL_MAX;
     let mut reached = None;
     while Instant::now() < deadline {
         let snapshot = db.status(leader).await.and_then(|s| s.snapshot_index);
         if snapshot.is_some_and(|s| s >= wanted) {
             reached = snapshot;
+            sleep(Duration::from_secs(1)).await;
             break;
         }
         sleep(Duration::from_millis(500)).await;
     }
+    let log = db.nodes[target].log_path.clone();
+    let installs = || {
+        std::fs::read_to_string(&log)
+            .map(|text| text.matches(SNAPSHOT_INSTALLED).count())
+            .unwrap_or(0)
+    };
+    let before = installs();
     db.restart(target)?;
+    // Until it shows, later kills are lagging ones again.
+    let seen_by = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < seen_by && installs() == before {
+        sleep(Duration::from_millis(500)).await;
+    }
+    coverage.snapshot_installed = installs() > before;
     recorder.nemesis(
         "stop-kill",
-        json!({"nodes": names(db, &[target]), "leader_snapshot": reached}),
+        json!({"nodes": names(db, &[target]), "leader_snapshot": reached,
+               "snapshot_installed": coverage.snapshot_installed}),
     );
     Ok(())
 }

@@ -123,7 +123,7 @@ pub async fn run(config: &TestConfig) -> anyhow::Result<Outcome> {
         Workload::Retained => vec![checker::register(&history)],
         Workload::Session => vec![checker::session(&history)],
     };
-    let snapshot_installs = count_in_logs(&store, SNAPSHOT_INSTALLED);
+    let snapshot_installs = count_in_logs(&store, nemesis::SNAPSHOT_INSTALLED);
     reports.push(coverage_report(
         &config.faults,
         &coverage,
@@ -241,9 +241,6 @@ async fn run_retained(
     registers.final_reads(Duration::from_secs(30)).await;
     ran
 }
-
-/// What a node logs when it installed a snapshot sent by the leader.
-const SNAPSHOT_INSTALLED: &str = "snapshot installed from the leader";
 
 /// How many lines of the nodes' logs (`n*.log` in the store) contain `needle`.
 fn count_in_logs(store: &Path, needle: &str) -> usize {
