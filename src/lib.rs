@@ -42,6 +42,7 @@
 //! subscribers and forwards to their nodes directly.
 
 pub mod admin;
+pub mod auth;
 pub mod bench;
 pub mod broker;
 pub mod cluster;

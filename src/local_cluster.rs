@@ -33,6 +33,20 @@ pub struct LocalNode {
     args: Vec<String>,
 }
 
+impl LocalNode {
+    /// The node's HTTP API, with the token the node made in its data directory on first
+    /// start.
+    pub fn api(&self) -> anyhow::Result<crate::admin::client::Api> {
+        let file = crate::admin::token::default_file(&self.data_dir);
+        let token = std::fs::read_to_string(&file)
+            .with_context(|| format!("reading {}", file.display()))?;
+        Ok(crate::admin::client::Api::new(
+            self.http_addr.clone(),
+            Some(token.trim().to_string()),
+        ))
+    }
+}
+
 /// A set of node processes started from one binary.
 pub struct LocalCluster {
     binary: PathBuf,
@@ -142,6 +156,14 @@ impl LocalCluster {
         // does not linger (a test that measures draining passes its own value).
         if !self.extra.iter().any(|a| a.starts_with("--drain-grace-ms")) {
             args.extend(["--drain-grace-ms".to_string(), "0".to_string()]);
+        }
+        // The tests' clients connect without credentials unless a test says otherwise.
+        if !self
+            .extra
+            .iter()
+            .any(|a| a.starts_with("--allow-anonymous"))
+        {
+            args.push("--allow-anonymous=true".to_string());
         }
         if let Some(seed) = join {
             args.extend(["--join".to_string(), seed.to_string()]);

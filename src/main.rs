@@ -5,9 +5,7 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use raftmq::config::{
-    BenchCommand, Cli, ClusterCommand, Command, LoadError, LogFormat, NodeCommand,
-};
+use raftmq::config::{BenchCommand, Cli, ClusterCommand, Command, LoadError, LogFormat};
 
 fn main() -> anyhow::Result<()> {
     let cli = match Cli::load(std::env::args_os()) {
@@ -28,11 +26,9 @@ fn main() -> anyhow::Result<()> {
             Some(Command::Bench(BenchCommand::Mqtt(scenario))) => {
                 raftmq::bench::mqtt::command(&scenario).await
             }
-            Some(Command::Node(NodeCommand::Drain { http })) => {
-                let body = raftmq::admin::client::post(&http, "/drain").await?;
-                println!("{body}");
-                Ok(())
-            }
+            Some(Command::Node(command)) => raftmq::admin::cli::node(command).await,
+            Some(Command::User(command)) => raftmq::admin::cli::user(command).await,
+            Some(Command::Acl(command)) => raftmq::admin::cli::acl(command).await,
         }
     })
 }

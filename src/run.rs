@@ -18,14 +18,23 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub async fn node(args: &RunArgs) -> anyhow::Result<()> {
     let config = args.node_config()?;
     let broker_config = args.broker_config()?;
+    if broker_config.auth.allow_anonymous {
+        tracing::warn!(
+            "ANONYMOUS ACCESS IS ON: any client may connect without credentials \
+             (set allow_anonymous = false and add users with `raftmq user add`)"
+        );
+    }
+    let acl = broker_config.acl.clone();
+    let acl_for_api = broker_config.acl.clone();
     let (registry, orphans) = Registry::new();
     let registry = Arc::new(registry);
     let mut index = None;
     let notifier = registry.clone();
     let node = Node::start_with(config, |id| {
         notifier.set_node(id);
-        let state =
-            BrokerState::new().with_notifier(Box::new(move |outcome| notifier.notify(outcome)));
+        let state = BrokerState::new()
+            .with_notifier(Box::new(move |outcome| notifier.notify(outcome)))
+            .with_acl(acl);
         index = Some(state.index());
         state
     })
@@ -43,11 +52,19 @@ pub async fn node(args: &RunArgs) -> anyhow::Result<()> {
     if let Some(broker) = broker {
         let admin = match args.listeners.http_listen.addr() {
             Some(addr) => {
+                let token = admin::token::resolve(
+                    args.security.api_token.as_deref(),
+                    args.security.api_token_file.as_deref(),
+                    &args.data_dir,
+                )?;
                 let state = AdminState {
                     cluster: node.handle(),
                     broker: broker.handle(),
                     max_lag: args.listeners.ready_max_lag,
                     drain_grace: args.listeners.drain_grace(),
+                    token,
+                    metrics_public: args.security.metrics_public,
+                    acl: acl_for_api.clone(),
                 };
                 let (_, task) = admin::serve(addr, state)
                     .await

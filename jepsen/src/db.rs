@@ -151,6 +151,8 @@ impl Db {
             &election_max.to_string(),
             "--snapshot-threshold",
             &self.snapshot_threshold.to_string(),
+            // The workloads' clients connect without credentials.
+            "--allow-anonymous=true",
         ]
         .iter()
         .map(|s| s.to_string())

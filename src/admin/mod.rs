@@ -1,11 +1,19 @@
 //! The node's HTTP listener (8081 by default), for load balancers and operators:
-//! `GET /health/live`, `GET /health/ready` (see [`health`]), `GET /clients` (the clients
-//! connected to this node, with their real addresses) and `POST /drain`.
+//! `GET /health/live`, `GET /health/ready` (see [`health`]) without a token; with the
+//! API token ([`token`]): `GET /clients` (the clients connected to this node, with their
+//! real addresses), `POST /drain`, `/api/v1/users` ([`users`]) and `/api/v1/acl`
+//! ([`acl`]).
 //!
-//! It reads through the cluster and broker handles and changes nothing but the drain flag.
+//! It reads through the cluster and broker handles; its changes to users and rules are
+//! commands proposed to the log like any other.
 
+mod acl;
+pub mod cli;
 pub mod client;
+mod error;
 pub mod health;
+pub mod token;
+mod users;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,11 +22,13 @@ use axum::Json;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::middleware;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::auth::acl::AclHandle;
 use crate::broker::BrokerHandle;
 use crate::cluster::node::ClusterHandle;
 
@@ -31,6 +41,11 @@ pub struct AdminState {
     pub max_lag: u64,
     /// How long a drain reports 503 before it disconnects the clients.
     pub drain_grace: std::time::Duration,
+    /// The bearer token every route but `/health/*` requires.
+    pub token: String,
+    /// `/metrics` is served without the token.
+    pub metrics_public: bool,
+    pub acl: AclHandle,
 }
 
 /// Binds `addr` and serves the API until the returned task is aborted.
@@ -40,18 +55,32 @@ pub async fn serve(
 ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
+    let state = Arc::new(state);
+    let guarded = Router::new()
+        .route("/clients", get(clients))
+        .route("/drain", post(drain))
+        .route("/api/v1/users", get(users::list).post(users::add))
+        .route("/api/v1/users/import", post(users::import))
+        .route(
+            "/api/v1/users/{username}",
+            put(users::set_password).delete(users::remove),
+        )
+        .route("/api/v1/acl", get(acl::show).put(acl::replace))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            token::require,
+        ));
     let app = Router::new()
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
-        .route("/clients", get(clients))
-        .route("/drain", post(drain))
-        .with_state(Arc::new(state));
+        .merge(guarded)
+        .with_state(state);
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!("HTTP listener stopped: {e}");
         }
     });
-    tracing::info!(listen = %local, "HTTP listener (health, clients, drain) accepting");
+    tracing::info!(listen = %local, "HTTP listener (health; API with its token) accepting");
     Ok((local, task))
 }
 

@@ -15,6 +15,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
+use crate::auth::acl::{Access, Subject};
+use crate::auth::{ClientAccess, Login};
 use crate::cluster::clock::now;
 use crate::cluster::command::{Command, Delivery, Disconnect, HandOver, OutboundEntry, Outcome};
 use crate::cluster::proposer::{PendingOutcome, ProposeError};
@@ -107,23 +109,61 @@ where
         }
         Ok(Err(Early::Closed)) | Err(_) => return,
     };
-    let plan = match accept_connect(&connect, &shared.limits, shared.cluster.id(), now(), || {
-        format!("raftmq-{:016x}", rand::random::<u64>())
-    }) {
-        Ok(plan) => plan,
-        Err(refusal) => {
-            let _ = write_packet(
-                &mut writer,
-                refusal.protocol,
-                Packet::ConnAck(refusal.connack()),
-            )
-            .await;
-            return;
-        }
-    };
+    let mut plan =
+        match accept_connect(&connect, &shared.limits, shared.cluster.id(), now(), || {
+            format!("raftmq-{:016x}", rand::random::<u64>())
+        }) {
+            Ok(plan) => plan,
+            Err(refusal) => {
+                let _ = write_packet(
+                    &mut writer,
+                    refusal.protocol,
+                    Packet::ConnAck(refusal.connack()),
+                )
+                .await;
+                return;
+            }
+        };
     if !shared.is_ready() {
         let _ = refuse(&mut writer, plan.protocol, ReasonCode::ServerUnavailable).await;
         return;
+    }
+    let state = BrokerReader::new(shared.cluster.state());
+    let login = shared
+        .auth
+        .login(&connect, &peer, |name| {
+            state.user(name).ok().flatten().map(|user| user.hash)
+        })
+        .await;
+    let username = match login {
+        Login::Accepted { username, upgrade } => {
+            if let Some(upgrade) = upgrade {
+                shared.upgrade_password_hash(upgrade);
+            }
+            username
+        }
+        Login::Refused(reason) => {
+            let _ = refuse(&mut writer, plan.protocol, reason).await;
+            return;
+        }
+    };
+    let access = ClientAccess::new(
+        shared.acl.clone(),
+        Subject {
+            username: username.clone(),
+            client_id: plan.command.client_id.clone(),
+            addr: peer.addr.ip(),
+        },
+    );
+    // A will the client may not publish is not kept, so it is never published.
+    if plan
+        .command
+        .will
+        .as_ref()
+        .is_some_and(|will| !access.allows(Access::Publish(&will.message.topic)))
+    {
+        tracing::info!(client = %plan.command.client_id, peer = %peer.addr, "will dropped: the ACL denies its topic");
+        plan.command.will = None;
     }
     // A client that reconnects right after DISCONNECT (without waiting for the close) can
     // overtake its own DISCONNECT, still unread on the old connection here: give that
@@ -167,6 +207,7 @@ where
     tracing::info!(
         client = %client_id,
         peer = %peer.addr,
+        username = ?username,
         via = ?peer.via,
         listener = peer.listener.name(),
         identity = ?peer.identity,
@@ -188,9 +229,10 @@ where
         },
     );
     let mut session = Session::start(&plan, shared.limits, epoch, session_present);
+    session.set_access(access);
     let mut connection = Connection {
         shared: shared.clone(),
-        reader: BrokerReader::new(shared.cluster.state()),
+        reader: state,
         pending: VecDeque::new(),
         end: None,
     };

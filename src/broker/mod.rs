@@ -19,8 +19,10 @@ use thiserror::Error;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::auth::acl::AclHandle;
+use crate::auth::{AuthConfig, Authenticator};
 use crate::cluster::clock;
-use crate::cluster::command::{Command, Disconnect};
+use crate::cluster::command::{Command, Disconnect, UserChange};
 use crate::cluster::handoff::HandOff;
 use crate::cluster::node::ClusterHandle;
 use crate::cluster::state::SubscriptionIndex;
@@ -39,6 +41,9 @@ pub struct BrokerConfig {
     /// The certificate of the TLS listeners.
     pub tls: Option<TlsFiles>,
     pub limits: Limits,
+    pub auth: AuthConfig,
+    /// The live ACL; the state machine keeps its cluster rules current.
+    pub acl: AclHandle,
 }
 
 /// How long a drain may pause appends to hand leadership over.
@@ -65,6 +70,8 @@ pub(crate) struct Shared {
     pub(crate) registry: Arc<Registry>,
     pub(crate) qos0: qos0::Qos0Router,
     pub(crate) limits: Limits,
+    pub(crate) auth: Authenticator,
+    pub(crate) acl: AclHandle,
     pub(crate) clients: clients::Clients,
     ready: AtomicBool,
     /// Draining: CONNECTs are refused and the health check reports 503.
@@ -129,6 +136,27 @@ impl Shared {
         });
     }
 
+    /// Replaces a user's imported Mosquitto hash with the argon2id one made at login, in
+    /// the background; unless the password changed meanwhile (`only_if`).
+    pub(crate) fn upgrade_password_hash(&self, upgrade: crate::auth::Upgrade) {
+        let proposer = self.cluster.proposer().clone();
+        tokio::spawn(async move {
+            let change = UserChange::SetPassword {
+                username: upgrade.username.clone(),
+                hash: upgrade.new_hash,
+                only_if: Some(upgrade.old_hash),
+            };
+            match proposer.propose(Command::User(change)).await {
+                Ok(_) => {
+                    tracing::info!(user = %upgrade.username, "password hash upgraded to argon2id")
+                }
+                Err(e) => {
+                    tracing::info!(user = %upgrade.username, "password hash upgrade not committed: {e}")
+                }
+            }
+        });
+    }
+
     /// A session of this node whose connection is gone before it was bound.
     pub(crate) fn disconnect_orphan(&self, client_id: String, epoch: u64) {
         self.propose_disconnect(Disconnect {
@@ -177,6 +205,8 @@ impl Broker {
             cluster: cluster.clone(),
             registry: registry.clone(),
             limits: config.limits,
+            auth: Authenticator::new(config.auth),
+            acl: config.acl,
             clients: clients::Clients::default(),
             ready: AtomicBool::new(false),
             draining: AtomicBool::new(false),

@@ -178,7 +178,9 @@ impl Registry {
             Outcome::Received { .. }
             | Outcome::Released { .. }
             | Outcome::Fenced { .. }
-            | Outcome::Rejected { .. } => return,
+            | Outcome::Rejected { .. }
+            | Outcome::UsersChanged { .. }
+            | Outcome::AclSet => return,
         };
         for delivery in deliveries {
             self.dispatch(delivery.clone());

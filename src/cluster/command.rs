@@ -10,6 +10,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::auth::acl::AclRule;
 pub use crate::cluster::state::ShareRef;
 use crate::cluster::types::NodeId;
 
@@ -84,6 +85,38 @@ pub enum Command {
     /// unacknowledged or waiting (only that connection held them, DESIGN §4): each goes to
     /// another member of its group (MQTT 5.0 §4.8.2). Proposed after the `Disconnect`.
     HandOver(HandOver),
+    /// Adds, changes or removes users. Passwords arrive hashed by the proposing node:
+    /// `apply` hashes nothing (it must be fast and deterministic).
+    User(UserChange),
+    /// The cluster's ACL rules, replaced whole: the first rule that applies decides, so
+    /// their order is part of the value.
+    SetAcl {
+        rules: Vec<AclRule>,
+    },
+}
+
+/// See [`Command::User`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UserChange {
+    /// A new user; nothing changes if the name is taken.
+    Add {
+        username: String,
+        hash: String,
+    },
+    /// A new password for an existing user. With `only_if`, only while the stored hash is
+    /// still that one: a login's hash upgrade never overwrites a password changed since.
+    SetPassword {
+        username: String,
+        hash: String,
+        only_if: Option<String>,
+    },
+    /// Users added or replaced as given (an import).
+    Import {
+        users: Vec<(String, String)>,
+    },
+    Remove {
+        username: String,
+    },
 }
 
 /// See [`Command::HandOver`].
@@ -341,11 +374,21 @@ pub enum Outcome {
         remaining: bool,
         deliveries: Vec<Delivery>,
     },
+    /// Users added, changed or removed by a `User` command (0: the name was taken, or
+    /// unknown, or its hash had changed).
+    UsersChanged {
+        count: u32,
+    },
+    AclSet,
     /// The command's epoch is not the session's current one, or the session is offline:
     /// the connection that sent it no longer holds the session and is closed with 0x8E.
-    Fenced { current_epoch: Option<u64> },
+    Fenced {
+        current_epoch: Option<u64>,
+    },
     /// The command is not one the broker should have proposed; nothing changed.
-    Rejected { reason: Rejection },
+    Rejected {
+        reason: Rejection,
+    },
 }
 
 /// Why a command was refused without effect. Each is a bug in the proposer, not a client
@@ -507,6 +550,24 @@ mod tests {
                 }],
                 now: 12,
             }),
+            Command::User(UserChange::SetPassword {
+                username: "u".into(),
+                hash: "h".into(),
+                only_if: Some("old".into()),
+            }),
+            // Rules with absent fields in the middle: a field skipped when absent would
+            // shift every later one (bincode is not self-describing).
+            Command::SetAcl {
+                rules: vec![AclRule {
+                    permission: crate::auth::acl::Permission::Deny,
+                    action: crate::auth::acl::RuleAction::All,
+                    username: None,
+                    client_id: Some("c".into()),
+                    network: None,
+                    topics: vec!["a/#".into()],
+                }],
+            },
+            Command::Tick { now: 13 },
         ]);
         let (bytes, decoded) = round_trip(&batch);
         assert_eq!(decoded, batch);

@@ -103,7 +103,7 @@ pub struct ListenerArgs {
     pub proxy_timeout_ms: u64,
     /// Address of the HTTP listener (health checks for load balancers, client listing,
     /// drain), or `off`.
-    #[arg(long, default_value = "0.0.0.0:8081", env = "RAFTMQ_HTTP_LISTEN")]
+    #[arg(long, default_value = "127.0.0.1:8081", env = "RAFTMQ_HTTP_LISTEN")]
     pub http_listen: Listen,
     /// /health/ready answers 503 while this node's applied index trails the committed
     /// index by more than this many entries.

@@ -11,6 +11,8 @@ use crate::mqtt::{
     Unsubscribe,
 };
 
+use crate::auth::acl::Access;
+
 use super::convert::message_from_publish;
 use super::{Action, Awaiting, Inbound, Session};
 
@@ -42,8 +44,9 @@ impl Session {
                 return self.protocol_error(ReasonCode::ReceiveMaximumExceeded, actions);
             }
         }
-        // `$SYS/` belongs to the broker: a client's publish there is refused and dropped.
-        let refused = topic.starts_with("$SYS");
+        // `$SYS/` belongs to the broker: a client's publish there is refused and dropped,
+        // as is one the ACL denies (5.0: PUBACK / PUBREC 0x87; 3.1.1 cannot say so).
+        let refused = topic.starts_with("$SYS") || !self.allows(Access::Publish(&topic));
         match (publish.qos, id) {
             (QoS::AtMostOnce, _) => {
                 if refused {
@@ -167,13 +170,30 @@ impl Session {
         if shared_no_local {
             return self.protocol_error(ReasonCode::ProtocolError, actions);
         }
+        let (refused, allowed): (Vec<_>, Vec<_>) = subscribe
+            .filters
+            .iter()
+            .enumerate()
+            .partition(|(_, (filter, _))| !self.allows(Access::Subscribe(filter)));
+        let refused: Vec<usize> = refused.into_iter().map(|(i, _)| i).collect();
+        if allowed.is_empty() {
+            self.send(&Packet::SubAck(SubAck {
+                packet_id: subscribe.packet_id,
+                reasons: vec![ReasonCode::UnspecifiedError; refused.len()],
+                properties: Default::default(),
+            }));
+            return;
+        }
+        if !refused.is_empty() {
+            self.refused_filters
+                .insert(subscribe.packet_id.get(), refused);
+        }
         let command = Command::Subscribe(command::Subscribe {
             client_id: self.client_id.clone(),
             epoch: self.epoch,
-            filters: subscribe
-                .filters
-                .iter()
-                .map(|(filter, options)| (filter.clone(), (*options).into()))
+            filters: allowed
+                .into_iter()
+                .map(|(_, (filter, options))| (filter.clone(), (*options).into()))
                 .collect(),
             subscription_id: subscribe
                 .properties
@@ -250,10 +270,14 @@ impl Session {
         let Outcome::Subscribed { reasons, .. } = outcome else {
             return self.unexpected(outcome);
         };
-        let reasons = reasons
+        let mut reasons: Vec<ReasonCode> = reasons
             .iter()
             .map(|code| ReasonCode::from_u8(*code).unwrap_or(ReasonCode::UnspecifiedError))
             .collect();
+        // 0x80 is "failure" in 3.1.1 and "unspecified error" in 5.0: the code both know.
+        for position in self.refused_filters.remove(&id.get()).unwrap_or_default() {
+            reasons.insert(position.min(reasons.len()), ReasonCode::UnspecifiedError);
+        }
         self.send(&Packet::SubAck(SubAck {
             packet_id: id,
             reasons,

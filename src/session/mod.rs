@@ -23,6 +23,8 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 
+use crate::auth::ClientAccess;
+use crate::auth::acl::Access;
 use crate::cluster::command::{Command, Message, Millis, Outcome};
 use crate::cluster::proposer::ProposeError;
 use crate::mqtt::{Disconnect, Packet, PacketId, Protocol, ReasonCode};
@@ -162,6 +164,11 @@ pub struct Session {
     dropped: u64,
     outbox: BytesMut,
     closed: bool,
+    /// What the client may publish, subscribe to and receive (`None`: anything).
+    access: Option<ClientAccess>,
+    /// Per SUBSCRIBE in the cluster: the positions of the filters the ACL refused, which
+    /// were left out of the command and get 0x80 in the SUBACK.
+    refused_filters: BTreeMap<u16, Vec<usize>>,
 }
 
 impl Session {
@@ -190,6 +197,8 @@ impl Session {
             dropped: 0,
             outbox: BytesMut::with_capacity(4096),
             closed: false,
+            access: None,
+            refused_filters: BTreeMap::new(),
         };
         let ack = connack(plan, &limits, session_present);
         session.send(&Packet::ConnAck(ack));
@@ -198,6 +207,17 @@ impl Session {
 
     pub fn client_id(&self) -> &str {
         &self.client_id
+    }
+
+    /// Holds the client to these access rules from now on.
+    pub fn set_access(&mut self, access: ClientAccess) {
+        self.access = Some(access);
+    }
+
+    fn allows(&self, asked: Access<'_>) -> bool {
+        self.access
+            .as_ref()
+            .is_none_or(|access| access.allows(asked))
     }
 
     pub fn epoch(&self) -> u64 {

@@ -6,11 +6,13 @@
 //! session's messages ([`DirectMessage`]) live only in this connection: it assigns their
 //! packet ids and keeps their window, with a bounded waiting line behind it. Either way a
 //! message goes out with the remaining expiry interval, the client's topic aliases, and
-//! never larger than the client's maximum packet size (too large: dropped, 5.0 §3.1.2.11.4).
+//! never larger than the client's maximum packet size (too large: dropped, 5.0 §3.1.2.11.4),
+//! and only on topics the ACL lets the client receive.
 
 use std::num::NonZeroU16;
 use std::sync::Arc;
 
+use crate::auth::acl::Access;
 use crate::cluster::command::{
     Command, Message, Millis, OutboundEntry, Outcome, ShareRef, Stage, Unfinished,
 };
@@ -184,6 +186,11 @@ impl Session {
     /// Encodes a PUBLISH with the client's topic aliases; false if it was too large.
     fn send_publish(&mut self, delivered: &Delivered<'_>) -> bool {
         let topic = &delivered.message.topic;
+        // Checked at each delivery, so an ACL change reaches subscriptions made before it;
+        // a message the client may not receive is done with, as if delivered.
+        if !self.allows(Access::Receive(topic)) {
+            return false;
+        }
         let (name, alias, new_alias) = match self.outbound_aliases.get(topic) {
             Some(alias) => (String::new(), Some(*alias), None),
             None if self.outbound_aliases.len() < usize::from(self.client_topic_alias_maximum) => {

@@ -39,7 +39,8 @@ pub(crate) async fn node_of(cluster: &LocalCluster, client_id: &str) -> Option<u
         if !cluster.is_running(i) {
             continue;
         }
-        if let Ok(body) = raftmq::admin::client::get(&node.http_addr, "/clients").await
+        let Ok(api) = node.api() else { continue };
+        if let Ok(body) = api.get("/clients").await
             && clients(&body).iter().any(|c| c["client_id"] == client_id)
         {
             return Some(i);
@@ -178,7 +179,7 @@ pub(crate) async fn run(
         if fault_at.is_none() && acked >= FAULT_AFTER && !counts.is_empty() {
             match fault {
                 Fault::Kill => cluster.kill(victim).expect("SIGKILL the node"),
-                Fault::Drain => drain(&cluster.nodes[victim].http_addr),
+                Fault::Drain => drain(&cluster.nodes[victim]),
             }
             fault_at = Some(Instant::now());
         }
@@ -229,9 +230,11 @@ pub(crate) async fn run(
 }
 
 /// `raftmq node drain` against the node's HTTP listener, as an operator runs it.
-fn drain(http: &str) {
+fn drain(node: &raftmq::local_cluster::LocalNode) {
+    let token_file = raftmq::admin::token::default_file(&node.data_dir);
     let status = std::process::Command::new(crate::broker_support::raftmq_binary())
-        .args(["node", "drain", "--http", http])
+        .args(["node", "drain", "--http", &node.http_addr, "--token-file"])
+        .arg(token_file)
         .stdout(std::process::Stdio::null())
         .status()
         .expect("run raftmq node drain");

@@ -65,7 +65,10 @@ async fn haproxy_tls_kill_the_subscribers_node() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let body = raftmq::admin::client::get(&cluster.nodes[node].http_addr, "/clients")
+    let body = cluster.nodes[node]
+        .api()
+        .expect("the node's API token")
+        .get("/clients")
         .await
         .expect("/clients");
     let entry = clients(&body)

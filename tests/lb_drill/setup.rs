@@ -68,7 +68,10 @@ pub(crate) async fn proxied_cluster(drain_grace_ms: u64) -> LocalCluster {
 pub(crate) async fn wait_ready(http: &str, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     loop {
-        match raftmq::admin::client::get(http, "/health/ready").await {
+        match raftmq::admin::client::Api::new(http, None)
+            .get("/health/ready")
+            .await
+        {
             Ok(_) => return,
             Err(e) => assert!(
                 Instant::now() < deadline,

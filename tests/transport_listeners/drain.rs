@@ -85,7 +85,14 @@ async fn drained_clients_resume_on_another_node() {
 
     let started = Instant::now();
     let drain = tokio::process::Command::new(raftmq_binary())
-        .args(["node", "drain", "--http", &drained.http_addr])
+        .args([
+            "node",
+            "drain",
+            "--http",
+            &drained.http_addr,
+            "--token-file",
+        ])
+        .arg(raftmq::admin::token::default_file(&drained.data_dir))
         .kill_on_drop(true)
         .output();
     let output = timeout(WAIT, drain)

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use raftmq::local_cluster::LocalNode;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
@@ -70,10 +71,13 @@ pub(crate) async fn wait_ready_status(addr: &str, status: u16, within: Duration)
 }
 
 /// The entry of `client_id` in the node's `/clients`, once it is there.
-pub(crate) async fn wait_client(addr: &str, client_id: &str) -> Value {
+pub(crate) async fn wait_client(node: &LocalNode, client_id: &str) -> Value {
     let deadline = Instant::now() + WAIT;
+    let addr = &node.http_addr;
+    let api = node.api().expect("the node's API token");
     loop {
-        let body = raftmq::admin::client::get(addr, "/clients")
+        let body = api
+            .get("/clients")
             .await
             .unwrap_or_else(|e| panic!("/clients on {addr}: {e:#}"));
         let clients: Vec<Value> = serde_json::from_str(&body)

@@ -152,7 +152,7 @@ async fn proxy_headers_name_the_real_client() {
             "{version}: {connack:?}"
         );
         wire.ping().await;
-        let listed = wait_client(&node.http_addr, &id).await;
+        let listed = wait_client(node, &id).await;
         assert_eq!(listed["peer"], peer, "{version}: {listed}");
         assert_eq!(listed["via"], balancer.to_string(), "{version}: {listed}");
         assert_eq!(listed["listener"], "tcp", "{version}: {listed}");
@@ -171,7 +171,7 @@ async fn proxy_headers_name_the_real_client() {
         let (wire, _, connack) =
             connect_behind(&node.mqtt_addr, Ipv4Addr::LOCALHOST, &header, &id).await;
         assert_eq!(connack.map(|c| c.reason), Some(ReasonCode::Success), "{cn}");
-        let listed = wait_client(&node.http_addr, &id).await;
+        let listed = wait_client(node, &id).await;
         assert_eq!(listed["identity"], identity, "{cn}: {listed}");
         assert_eq!(listed["peer"], "203.0.113.8:40001", "{cn}: {listed}");
         sessions.push(wire);
@@ -199,7 +199,7 @@ async fn only_trusted_balancers_may_send_a_header() {
     let id = unique("trusted");
     let (_trusted, from, connack) = connect_behind(&node.mqtt_addr, balancer, &header, &id).await;
     assert_eq!(connack.map(|c| c.reason), Some(ReasonCode::Success));
-    let listed = wait_client(&node.http_addr, &id).await;
+    let listed = wait_client(node, &id).await;
     assert_eq!(listed["peer"], "203.0.113.7:40000", "{listed}");
     assert_eq!(listed["via"], from.to_string(), "{listed}");
 

@@ -83,7 +83,7 @@ async fn mqtt_over_tls_with_a_ca_signed_certificate() {
         let topic = format!("{id}/t");
         client.subscribe(&topic).await;
         client.publish_and_receive(&topic, "over TLS").await;
-        let listed = wait_client(&node.http_addr, &id).await;
+        let listed = wait_client(node, &id).await;
         assert_eq!(listed["listener"], "tls", "{listed}");
         assert_eq!(
             listed["identity"],
@@ -124,7 +124,7 @@ async fn mutual_tls_identifies_clients_by_certificate() {
     client
         .publish_and_receive(&format!("{id}/t"), "signed")
         .await;
-    let listed = wait_client(&node.http_addr, &id).await;
+    let listed = wait_client(node, &id).await;
     assert_eq!(listed["identity"], "device-42", "{listed}");
     assert_eq!(listed["listener"], "tls", "{listed}");
     assert_eq!(listed["via"], Value::Null, "{listed}");
@@ -147,7 +147,7 @@ async fn optional_client_certificates() {
     let anonymous = unique("anonymous");
     let config = client_config(&[pki.ca_cert()], ANY_VERSION, None);
     let _anonymous_client = TlsClient::connected(&anonymous, &node.tls_addr, config).await;
-    let listed = wait_client(&node.http_addr, &anonymous).await;
+    let listed = wait_client(node, &anonymous).await;
     assert_eq!(listed["identity"], Value::Null, "{listed}");
     assert_eq!(listed["listener"], "tls", "{listed}");
 
@@ -155,7 +155,7 @@ async fn optional_client_certificates() {
     let device = pki.client("device-7");
     let config = client_config(&[pki.ca_cert()], ANY_VERSION, Some(&device));
     let _named_client = TlsClient::connected(&named, &node.tls_addr, config).await;
-    let listed = wait_client(&node.http_addr, &named).await;
+    let listed = wait_client(node, &named).await;
     assert_eq!(listed["identity"], "device-7", "{listed}");
 
     // Optional means "may be absent", not "may be wrong".

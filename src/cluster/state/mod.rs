@@ -13,6 +13,7 @@
 //! `tables` lays out the tables, `index` is the in-memory subscription index, and
 //! `reader` holds the read helpers for the rest of the broker.
 
+mod access;
 mod expiry;
 mod index;
 mod publish;
@@ -29,6 +30,7 @@ use raftmq_storage::{Application, StateReader, StateTx, StoreError, Table};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::auth::acl::AclHandle;
 use crate::cluster::command::{BatchOutcome, Command, CommandBatch, Millis, Outcome};
 use crate::cluster::types::TypeConfig;
 
@@ -38,7 +40,7 @@ pub use reader::BrokerReader;
 pub use session::NODE_DOWN_LIMIT;
 pub use tables::{
     BrokerMeta, CorruptState, EntryStage, MessageRefs, QueueEntry, QueueRecord, SessionRecord,
-    ShareRef, StoredMessage, SubscriptionRecord,
+    ShareRef, StoredMessage, SubscriptionRecord, UserRecord,
 };
 
 use index::RouteTable;
@@ -52,6 +54,8 @@ pub type Notifier = Box<dyn Fn(&Outcome) + Send + Sync>;
 pub struct BrokerState {
     index: SubscriptionIndex,
     notifier: Option<Notifier>,
+    /// The live ACL the node's connections consult: its cluster part follows `SetAcl`.
+    acl: Option<AclHandle>,
 }
 
 impl BrokerState {
@@ -59,12 +63,19 @@ impl BrokerState {
         BrokerState {
             index: SubscriptionIndex::default(),
             notifier: None,
+            acl: None,
         }
     }
 
     /// Calls `notifier` with every applied outcome (see [`Notifier`]).
     pub fn with_notifier(mut self, notifier: Notifier) -> Self {
         self.notifier = Some(notifier);
+        self
+    }
+
+    /// Keeps `acl`'s cluster rules equal to the state's, entry by entry.
+    pub fn with_acl(mut self, acl: AclHandle) -> Self {
+        self.acl = Some(acl);
         self
     }
 
@@ -90,7 +101,7 @@ impl Application<TypeConfig> for BrokerState {
         // Held for the whole entry: QoS 0 routing on this node waits for at most one
         // entry's worth of commands, and never sees half of one.
         let mut table = self.index.write();
-        let mut apply = Apply::begin(tx, &mut table)?;
+        let mut apply = Apply::begin(tx, &mut table, self.acl.as_ref())?;
         let mut outcomes = Vec::with_capacity(batch.0.len());
         for command in &batch.0 {
             outcomes.push(apply.command(command)?);
@@ -114,6 +125,9 @@ impl Application<TypeConfig> for BrokerState {
     fn reset(&mut self, state: &StateReader) -> Result<(), StoreError> {
         let rebuilt = RouteTable::load(state)?;
         *self.index.write() = rebuilt;
+        if let Some(acl) = &self.acl {
+            acl.set_cluster_rules(&access::stored_rules(state)?);
+        }
         Ok(())
     }
 }
@@ -123,12 +137,17 @@ impl Application<TypeConfig> for BrokerState {
 pub(crate) struct Apply<'s, 't> {
     tx: &'s mut StateTx<'t>,
     index: &'s mut RouteTable,
+    acl: Option<&'s AclHandle>,
     meta: BrokerMeta,
     meta_at_start: BrokerMeta,
 }
 
 impl<'s, 't> Apply<'s, 't> {
-    fn begin(tx: &'s mut StateTx<'t>, index: &'s mut RouteTable) -> Result<Self, StoreError> {
+    fn begin(
+        tx: &'s mut StateTx<'t>,
+        index: &'s mut RouteTable,
+        acl: Option<&'s AclHandle>,
+    ) -> Result<Self, StoreError> {
         let meta = match tx.get(BROKER, META_KEY)? {
             Some(raw) => decode(&raw)?,
             None => BrokerMeta {
@@ -140,6 +159,7 @@ impl<'s, 't> Apply<'s, 't> {
         Ok(Apply {
             tx,
             index,
+            acl,
             meta,
             meta_at_start: meta,
         })
@@ -182,6 +202,8 @@ impl<'s, 't> Apply<'s, 't> {
             Command::Tick { now } => self.tick(*now),
             Command::NodeDown { node, now } => self.node_down(*node, *now),
             Command::HandOver(hand_over) => self.hand_over_unfinished(hand_over),
+            Command::User(change) => self.change_users(change),
+            Command::SetAcl { rules } => self.set_acl(rules),
         }
     }
 

@@ -8,7 +8,8 @@ use serde::de::DeserializeOwned;
 use super::tables::{
     BROKER, BrokerMeta, IN_FLIGHT, INBOUND, KeyReader, MESSAGE_REFS, MESSAGES, META_KEY,
     MessageRefs, QUEUED, QUEUES, QueueEntry, QueueRecord, RETAINED, SESSIONS, SUBSCRIPTIONS,
-    SessionRecord, StoredMessage, SubscriptionRecord, WILLS, client_key, client_packet_key, decode,
+    SessionRecord, StoredMessage, SubscriptionRecord, USERS, UserRecord, WILLS, client_key,
+    client_packet_key, decode,
 };
 use crate::cluster::command::{Millis, OutboundEntry, WillMessage};
 use crate::mqtt::topic::matches;
@@ -153,5 +154,25 @@ impl BrokerReader {
             }
         }
         Ok(found)
+    }
+
+    /// The stored password hash of `username`.
+    pub fn user(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
+        self.get(USERS, username.as_bytes())
+    }
+
+    /// Every user, in name order.
+    pub fn users(&self) -> Result<Vec<(String, UserRecord)>, StoreError> {
+        let mut users = Vec::new();
+        for (key, raw) in self.state.scan_prefix(USERS, b"")? {
+            let name = String::from_utf8(key).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            users.push((name, decode(&raw)?));
+        }
+        Ok(users)
+    }
+
+    /// The cluster's ACL rules, in order.
+    pub fn acl_rules(&self) -> Result<Vec<crate::auth::acl::AclRule>, StoreError> {
+        super::access::stored_rules(&self.state)
     }
 }

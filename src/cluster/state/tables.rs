@@ -25,6 +25,8 @@
 //! | `MESSAGE_EXPIRY` | time ++ message id | empty |
 //! | `OWNERS` | node ++ client | empty: the sessions a node holds connections for |
 //! | `SHARE_CURSORS` | group length ++ group ++ filter | client id chosen last |
+//! | `USERS` | username | [`UserRecord`]: the password hash |
+//! | `ACL` | `b"rules"` | the cluster's ACL rules, in order |
 
 use raftmq_storage::{StoreError, Table};
 use serde::{Deserialize, Serialize};
@@ -50,6 +52,18 @@ pub(crate) const WILL_DUE: Table = Table::new(14);
 pub(crate) const MESSAGE_EXPIRY: Table = Table::new(15);
 pub(crate) const OWNERS: Table = Table::new(16);
 pub(crate) const SHARE_CURSORS: Table = Table::new(17);
+pub(crate) const USERS: Table = Table::new(18);
+pub(crate) const ACL: Table = Table::new(19);
+
+/// The key of the rule list in `ACL`.
+pub(crate) const ACL_KEY: &[u8] = b"rules";
+
+/// A user: an argon2id PHC string, or an imported Mosquitto hash until the user's next
+/// login upgrades it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub hash: String,
+}
 
 /// The key of the [`BrokerMeta`] record in `BROKER`.
 pub(crate) const META_KEY: &[u8] = b"meta";

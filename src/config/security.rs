@@ -1,0 +1,105 @@
+//! The security settings: who may connect (anonymous access, certificate identities, the
+//! failed-login throttle), the ACL file and default, and the HTTP API's token.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+use super::ConfigError;
+use crate::auth::AuthConfig;
+use crate::auth::acl::{self, AclHandle, Permission};
+use crate::transport::Kind;
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerKind {
+    Tcp,
+    Tls,
+    Ws,
+    Wss,
+}
+
+impl From<ListenerKind> for Kind {
+    fn from(kind: ListenerKind) -> Kind {
+        match kind {
+            ListenerKind::Tcp => Kind::Tcp,
+            ListenerKind::Tls => Kind::Tls,
+            ListenerKind::Ws => Kind::Ws,
+            ListenerKind::Wss => Kind::Wss,
+        }
+    }
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AclDefault {
+    Allow,
+    Deny,
+}
+
+/// Security flags (flattened into the node's settings).
+#[derive(Args, Debug, Clone)]
+pub struct SecurityArgs {
+    /// Accept CONNECTs without credentials (or naming no known user) as anonymous
+    /// clients. Unset, it is on only for a quick-start node (no --config, no --join),
+    /// with a warning in the log; anywhere else, set it.
+    #[arg(long, action = clap::ArgAction::Set, env = "RAFTMQ_ALLOW_ANONYMOUS")]
+    pub allow_anonymous: Option<bool>,
+    /// Listeners (comma-separated: tcp, tls, ws, wss) on which a verified client
+    /// certificate's name — from this node's mTLS, or from a trusted balancer's PROXY v2
+    /// header — is the client's username, with no password asked.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        env = "RAFTMQ_CERTIFICATE_USERNAME"
+    )]
+    pub certificate_username: Vec<ListenerKind>,
+    /// Failed logins from one address per minute after which its CONNECTs are refused
+    /// unchecked (v5 0x9F, 3.1.1 code 3) for the rest of that minute; 0: no limit.
+    #[arg(long, default_value_t = 10, env = "RAFTMQ_AUTH_FAILURE_LIMIT")]
+    pub auth_failure_limit: u32,
+    /// TOML file of ACL rules (`[[rule]]` tables), consulted before the cluster's rules
+    /// set through the HTTP API. Keep it the same on every node.
+    #[arg(long, env = "RAFTMQ_ACL_FILE")]
+    pub acl_file: Option<PathBuf>,
+    /// What happens when no ACL rule applies.
+    #[arg(long, value_enum, default_value_t = AclDefault::Allow, env = "RAFTMQ_ACL_DEFAULT")]
+    pub acl_default: AclDefault,
+    /// Bearer token of the HTTP API (everything but /health/*). Unset, the token is read
+    /// from --api-token-file, or made on first start and kept in <data-dir>/api_token.
+    #[arg(long, env = "RAFTMQ_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+    /// File holding the HTTP API's bearer token.
+    #[arg(long, env = "RAFTMQ_API_TOKEN_FILE")]
+    pub api_token_file: Option<PathBuf>,
+    /// Serve GET /metrics without the token (for a Prometheus on a private network).
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, env = "RAFTMQ_METRICS_PUBLIC")]
+    pub metrics_public: bool,
+}
+
+impl SecurityArgs {
+    /// `quick_start`: the node runs with neither a config file nor --join.
+    pub fn auth_config(&self, quick_start: bool) -> AuthConfig {
+        AuthConfig {
+            allow_anonymous: self.allow_anonymous.unwrap_or(quick_start),
+            certificate_listeners: self
+                .certificate_username
+                .iter()
+                .map(|&k| k.into())
+                .collect(),
+            failure_limit: self.auth_failure_limit,
+        }
+    }
+
+    /// The live ACL, with the file's rules read and checked.
+    pub fn acl(&self) -> Result<AclHandle, ConfigError> {
+        let rules = match &self.acl_file {
+            Some(path) => acl::read_file(path).map_err(|e| ConfigError::Acl(e.to_string()))?,
+            None => Vec::new(),
+        };
+        let default = match self.acl_default {
+            AclDefault::Allow => Permission::Allow,
+            AclDefault::Deny => Permission::Deny,
+        };
+        AclHandle::new(&rules, default).map_err(|e| ConfigError::Acl(e.to_string()))
+    }
+}
