@@ -13,6 +13,7 @@ use anyhow::{Context, bail};
 
 use crate::cluster::admin;
 use crate::cluster::proto::pb;
+use crate::cluster::secret::ClusterSecret;
 
 /// One node process and where it lives.
 pub struct LocalNode {
@@ -260,12 +261,29 @@ impl LocalCluster {
         }
     }
 
+    /// The cluster secret the nodes were given (`--cluster-secret` in the extra
+    /// arguments), which calls to their cluster service must carry.
+    pub fn secret(&self) -> ClusterSecret {
+        let given = self
+            .extra
+            .iter()
+            .position(|a| a == "--cluster-secret")
+            .and_then(|at| self.extra.get(at + 1))
+            .cloned()
+            .or_else(|| {
+                self.extra
+                    .iter()
+                    .find_map(|a| a.strip_prefix("--cluster-secret=").map(str::to_string))
+            });
+        ClusterSecret::new(given)
+    }
+
     pub fn is_running(&self, index: usize) -> bool {
         self.nodes[index].child.is_some()
     }
 
     pub async fn status(&self, index: usize) -> anyhow::Result<pb::StatusResponse> {
-        Ok(admin::status(&self.nodes[index].cluster_addr).await?)
+        Ok(admin::status(&self.nodes[index].cluster_addr, &self.secret()).await?)
     }
 
     /// The index of the node that a running node names as leader and that agrees itself.

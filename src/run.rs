@@ -24,6 +24,12 @@ pub async fn node(args: &RunArgs) -> anyhow::Result<()> {
              (set allow_anonymous = false and add users with `raftmq user add`)"
         );
     }
+    if !config.secret.is_set() && !config.listen.ip().is_loopback() {
+        tracing::warn!(
+            listen = %config.listen,
+            "the cluster port trusts whoever reaches it: set cluster_secret (or keep 5370 on a private network only)"
+        );
+    }
     let acl = broker_config.acl.clone();
     let acl_for_api = broker_config.acl.clone();
     let (registry, orphans) = Registry::new();

@@ -16,6 +16,7 @@ use raftmq::cluster::clock;
 use raftmq::cluster::command::{BatchOutcome, Command, CommandBatch, Connect, Disconnect, Outcome};
 use raftmq::cluster::network::ClusterNetwork;
 use raftmq::cluster::proto::{self, pb};
+use raftmq::cluster::secret::ClusterSecret;
 use raftmq::cluster::state::{BrokerReader, BrokerState, SessionRecord};
 use raftmq::cluster::types::TypeConfig;
 use raftmq::local_cluster::LocalCluster;
@@ -605,5 +606,79 @@ async fn garbage_from_a_peer_gets_an_error_status_not_a_crash() {
     assert_eq!(
         propose(&ClusterNetwork::default(), &addr, 1).await,
         Some(true)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_cluster_secret_only_nodes_that_know_it_get_in() {
+    const SECRET: &str = "a-shared-cluster-secret";
+    // The nodes join and elect only if their calls to each other carry the secret.
+    let cluster = cluster(3, &["--cluster-secret", SECRET]).await;
+    let addr = cluster.nodes[1].cluster_addr.clone();
+    let leader = cluster.leader().await.expect("a leader");
+    let leader_addr = cluster.nodes[leader].cluster_addr.clone();
+
+    for secret in [None, Some("a-wrong-cluster-secret")] {
+        let stranger = ClusterNetwork::new(None, ClusterSecret::new(secret.map(str::to_string)));
+        let mut client = stranger.client(&addr).unwrap();
+        let status = client.status(pb::StatusRequest {}).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unauthenticated, "{secret:?}");
+        // Nor can it propose, vote or append.
+        assert_eq!(
+            propose(&stranger, &leader_addr, 1).await,
+            None,
+            "{secret:?}"
+        );
+        let vote = pb::VoteRequest {
+            vote: Some(pb::Vote {
+                term: 1_000,
+                node_id: 77,
+                committed: false,
+            }),
+            last_log_id: None,
+        };
+        let mut client = stranger.client(&leader_addr).unwrap();
+        let status = client.vote(vote).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unauthenticated);
+    }
+    assert_eq!(
+        cluster.leader().await,
+        Some(leader),
+        "a stranger's vote request with a higher term changed nothing"
+    );
+    let knows = ClusterNetwork::new(None, ClusterSecret::new(Some(SECRET.into())));
+    assert_eq!(propose(&knows, &leader_addr, 2).await, Some(true));
+
+    // The command line needs it too.
+    let refused = Process::new(binary())
+        .args(["cluster", "status", "--node", &addr])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let status = cli(&[
+        "cluster",
+        "status",
+        "--node",
+        &addr,
+        "--cluster-secret",
+        SECRET,
+    ]);
+    assert!(status.contains("voter"), "{status}");
+
+    // An MQTT client that finds the cluster port gets nowhere.
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let connect = [
+        0x10, 0x10, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0x02, 0x00, 0x3c, 0x00, 0x04, b'e',
+        b'v', b'i', b'l',
+    ];
+    stream.write_all(&connect).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+        .await
+        .expect("the cluster port closes the connection");
+    assert!(
+        read.is_err() || !answer.starts_with(&[0x20]),
+        "no CONNACK: {answer:?}"
     );
 }

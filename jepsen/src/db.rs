@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use raftmq::cluster::admin;
+use raftmq::cluster::secret::ClusterSecret;
 use raftmq::local_cluster::free_port;
 use tokio::time::Instant;
 
@@ -201,10 +202,13 @@ impl Db {
     /// store). A node that comes back later is a new node, under a new number.
     pub async fn remove_node(&mut self, index: usize) -> anyhow::Result<()> {
         let addr = self.nodes[index].cluster_addr.to_string();
-        let left = tokio::time::timeout(Duration::from_secs(40), admin::leave(&addr))
-            .await
-            .map_err(|_| anyhow::anyhow!("leave timed out"))
-            .and_then(|r| r.map_err(anyhow::Error::from));
+        let left = tokio::time::timeout(
+            Duration::from_secs(40),
+            admin::leave(&addr, &ClusterSecret::default()),
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("leave timed out"))
+        .and_then(|r| r.map_err(anyhow::Error::from));
         if let Err(e) = left {
             anyhow::bail!("{} could not leave: {e}", self.nodes[index].name());
         }
@@ -223,10 +227,13 @@ impl Db {
     /// The status of node `index`, if it answers within 2 s.
     pub async fn status(&self, index: usize) -> Option<raftmq::cluster::proto::pb::StatusResponse> {
         let addr = self.nodes[index].cluster_addr.to_string();
-        tokio::time::timeout(Duration::from_secs(2), admin::status(&addr))
-            .await
-            .ok()
-            .and_then(Result::ok)
+        tokio::time::timeout(
+            Duration::from_secs(2),
+            admin::status(&addr, &ClusterSecret::default()),
+        )
+        .await
+        .ok()
+        .and_then(Result::ok)
     }
 
     /// SIGKILL (a paused node is killed too).
@@ -271,7 +278,7 @@ impl Db {
             }
             let status = tokio::time::timeout(
                 Duration::from_secs(2),
-                admin::status(&node.cluster_addr.to_string()),
+                admin::status(&node.cluster_addr.to_string(), &ClusterSecret::default()),
             )
             .await;
             if let Ok(Ok(status)) = status
@@ -290,7 +297,7 @@ impl Db {
             for node in self.nodes.iter().filter(|n| n.is_running() && !n.paused) {
                 if let Ok(Ok(status)) = tokio::time::timeout(
                     Duration::from_secs(2),
-                    admin::status(&node.cluster_addr.to_string()),
+                    admin::status(&node.cluster_addr.to_string(), &ClusterSecret::default()),
                 )
                 .await
                     && status.leader.is_some()
@@ -316,7 +323,7 @@ impl Db {
             for node in self.nodes.iter().filter(|n| n.is_running()) {
                 match tokio::time::timeout(
                     Duration::from_secs(2),
-                    admin::status(&node.cluster_addr.to_string()),
+                    admin::status(&node.cluster_addr.to_string(), &ClusterSecret::default()),
                 )
                 .await
                 {

@@ -6,6 +6,7 @@ use thiserror::Error;
 
 use super::network::ClusterNetwork;
 use super::proto::pb;
+use super::secret::ClusterSecret;
 
 /// Why a cluster command failed.
 #[derive(Debug, Error)]
@@ -28,8 +29,8 @@ fn request<T>(message: T, timeout: Duration) -> tonic::Request<T> {
 }
 
 /// The status of the node at `node`.
-pub async fn status(node: &str) -> Result<pb::StatusResponse, AdminError> {
-    let mut client = ClusterNetwork::default()
+pub async fn status(node: &str, secret: &ClusterSecret) -> Result<pb::StatusResponse, AdminError> {
+    let mut client = ClusterNetwork::new(None, secret.clone())
         .client(node)
         .map_err(failed(node))?;
     let reply = client
@@ -40,8 +41,12 @@ pub async fn status(node: &str) -> Result<pb::StatusResponse, AdminError> {
 }
 
 /// Asks the node at `node` to join the cluster of `seed`; returns the members after.
-pub async fn join(node: &str, seed: &str) -> Result<Vec<pb::Member>, AdminError> {
-    let mut client = ClusterNetwork::default()
+pub async fn join(
+    node: &str,
+    seed: &str,
+    secret: &ClusterSecret,
+) -> Result<Vec<pb::Member>, AdminError> {
+    let mut client = ClusterNetwork::new(None, secret.clone())
         .client(node)
         .map_err(failed(node))?;
     // Joining waits for the new node to catch up before it becomes a voter.
@@ -56,9 +61,9 @@ pub async fn join(node: &str, seed: &str) -> Result<Vec<pb::Member>, AdminError>
 }
 
 /// Removes the node at `node` from its cluster; returns the members after.
-pub async fn leave(node: &str) -> Result<Vec<pb::Member>, AdminError> {
-    let id = status(node).await?.node_id;
-    let mut client = ClusterNetwork::default()
+pub async fn leave(node: &str, secret: &ClusterSecret) -> Result<Vec<pb::Member>, AdminError> {
+    let id = status(node, secret).await?.node_id;
+    let mut client = ClusterNetwork::new(None, secret.clone())
         .client(node)
         .map_err(failed(node))?;
     let reply = client

@@ -28,6 +28,7 @@ pub mod network;
 pub mod node;
 pub mod proposer;
 pub mod proto;
+pub mod secret;
 mod service;
 pub mod state;
 pub mod types;

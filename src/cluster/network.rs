@@ -15,11 +15,16 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
 use super::proto::{WireError, decode, pb};
+use super::secret::ClusterSecret;
 use super::types::{NodeId, TypeConfig};
+
+/// A client of a peer's cluster service, every call carrying the cluster secret.
+pub type PeerClient = pb::cluster_client::ClusterClient<InterceptedService<Channel, ClusterSecret>>;
 
 /// The largest gRPC message a node sends or accepts: large enough for a big batch of
 /// entries, small enough that a peer cannot make it allocate without bound.
@@ -34,20 +39,22 @@ pub struct ClusterNetwork {
     /// The local address outgoing connections are bound to (multi-homed hosts; the
     /// Jepsen harness tells nodes apart by it), or the system's choice.
     source: Option<std::net::IpAddr>,
+    secret: ClusterSecret,
 }
 
 impl ClusterNetwork {
-    /// Channels whose connections leave from `source`.
-    pub fn with_source(source: Option<std::net::IpAddr>) -> ClusterNetwork {
+    /// Channels whose connections leave from `source`, calls signed with `secret`.
+    pub fn new(source: Option<std::net::IpAddr>, secret: ClusterSecret) -> ClusterNetwork {
         ClusterNetwork {
             source,
+            secret,
             ..ClusterNetwork::default()
         }
     }
 
     /// A client for the node at `addr` (`host:port`), on the cached channel to it. The
     /// channel connects lazily and reconnects by itself after a failure.
-    pub fn client(&self, addr: &str) -> Result<pb::cluster_client::ClusterClient<Channel>, Status> {
+    pub fn client(&self, addr: &str) -> Result<PeerClient, Status> {
         let channel = {
             let mut channels = match self.channels.lock() {
                 Ok(guard) => guard,
@@ -71,9 +78,11 @@ impl ClusterNetwork {
                 }
             }
         };
-        Ok(pb::cluster_client::ClusterClient::new(channel)
-            .max_decoding_message_size(MAX_MESSAGE_SIZE)
-            .max_encoding_message_size(MAX_MESSAGE_SIZE))
+        Ok(
+            pb::cluster_client::ClusterClient::with_interceptor(channel, self.secret.clone())
+                .max_decoding_message_size(MAX_MESSAGE_SIZE)
+                .max_encoding_message_size(MAX_MESSAGE_SIZE),
+        )
     }
 }
 

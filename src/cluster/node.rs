@@ -19,6 +19,7 @@ use super::handoff::{HandOff, LeaderSince, WriteGate};
 use super::network::{ClusterNetwork, MAX_MESSAGE_SIZE};
 use super::proposer::{BatchWriter, Proposer, ProposerConfig};
 use super::proto::pb;
+use super::secret::{ClusterSecret, SecretCheck};
 use super::service::ClusterService;
 use super::state::BrokerState;
 use super::types::{NodeId, TypeConfig};
@@ -43,6 +44,8 @@ pub struct NodeConfig {
     pub proposer: ProposerConfig,
     /// The local address connections to the other nodes leave from (None: any).
     pub source_ip: Option<std::net::IpAddr>,
+    /// Carried by every call to another node and required of every call to this one.
+    pub secret: ClusterSecret,
 }
 
 /// Why a node could not start.
@@ -234,7 +237,7 @@ impl Node {
             ..Default::default()
         }
         .validate()?;
-        let network = ClusterNetwork::with_source(config.source_ip);
+        let network = ClusterNetwork::new(config.source_ip, config.secret.clone());
         let raft = Raft::new(
             id,
             Arc::new(raft_config),
@@ -278,9 +281,12 @@ impl Node {
             quorum_lost_after: config.election_max,
         });
         let (stop, mut stopped) = watch::channel(false);
-        let service = pb::cluster_server::ClusterServer::new(ClusterService::new(inner.clone()))
-            .max_decoding_message_size(MAX_MESSAGE_SIZE)
-            .max_encoding_message_size(MAX_MESSAGE_SIZE);
+        let service = tonic::service::interceptor::InterceptedService::new(
+            pb::cluster_server::ClusterServer::new(ClusterService::new(inner.clone()))
+                .max_decoding_message_size(MAX_MESSAGE_SIZE)
+                .max_encoding_message_size(MAX_MESSAGE_SIZE),
+            SecretCheck(config.secret.clone()),
+        );
         let incoming =
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         let server = tokio::spawn(async move {

@@ -28,10 +28,7 @@ impl ClusterService {
     }
 
     /// The leader's client, for a request this node cannot serve itself.
-    fn leader_client<T>(
-        &self,
-        request: &Request<T>,
-    ) -> Result<pb::cluster_client::ClusterClient<tonic::transport::Channel>, Status> {
+    fn leader_client<T>(&self, request: &Request<T>) -> Result<super::network::PeerClient, Status> {
         if request.metadata().contains_key(FORWARDED) {
             return Err(Status::unavailable(
                 "not the leader (request already forwarded once)",

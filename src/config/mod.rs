@@ -27,7 +27,7 @@ mod listeners;
 mod security;
 pub use api_commands::{AclCommand, ApiTarget, NodeCommand, UserCommand};
 pub use listeners::{Listen, ListenerArgs};
-pub use security::SecurityArgs;
+pub use security::{ClusterSecretArgs, SecurityArgs};
 
 /// raftmq — an MQTT 3.1.1 / 5.0 broker cluster whose sessions survive the loss of any node.
 ///
@@ -90,6 +90,8 @@ pub struct NodeTarget {
     /// Cluster address (host:port) of the node to talk to.
     #[arg(long, default_value = "127.0.0.1:5370", env = "RAFTMQ_NODE")]
     pub node: String,
+    #[command(flatten)]
+    pub secret: ClusterSecretArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -289,6 +291,8 @@ pub enum ConfigError {
     WsPath(String),
     #[error("ACL: {0}")]
     Acl(String),
+    #[error("cluster secret: {0}")]
+    ClusterSecret(String),
 }
 
 impl RunArgs {
@@ -365,6 +369,7 @@ impl RunArgs {
                 ..ProposerConfig::default()
             },
             source_ip: self.cluster_source_ip,
+            secret: self.security.cluster_secret.secret()?,
         })
     }
 }

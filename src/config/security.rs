@@ -1,5 +1,6 @@
 //! The security settings: who may connect (anonymous access, certificate identities, the
-//! failed-login throttle), the ACL file and default, and the HTTP API's token.
+//! failed-login throttle), the ACL file and default, the HTTP API's token, and the
+//! cluster's shared secret.
 
 use std::path::PathBuf;
 
@@ -8,6 +9,7 @@ use clap::{Args, ValueEnum};
 use super::ConfigError;
 use crate::auth::AuthConfig;
 use crate::auth::acl::{self, AclHandle, Permission};
+use crate::cluster::secret::ClusterSecret;
 use crate::transport::Kind;
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +76,43 @@ pub struct SecurityArgs {
     /// Serve GET /metrics without the token (for a Prometheus on a private network).
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set, env = "RAFTMQ_METRICS_PUBLIC")]
     pub metrics_public: bool,
+    #[command(flatten)]
+    pub cluster_secret: ClusterSecretArgs,
+}
+
+/// The cluster's shared secret, for nodes and for `raftmq cluster ...`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ClusterSecretArgs {
+    /// A secret every node-to-node call carries and every node requires (the same on all
+    /// nodes, 16 characters or more). Unset, the cluster port trusts whoever reaches it.
+    #[arg(long, env = "RAFTMQ_CLUSTER_SECRET", hide_env_values = true)]
+    pub cluster_secret: Option<String>,
+    /// File whose first line is the cluster secret.
+    #[arg(long, env = "RAFTMQ_CLUSTER_SECRET_FILE")]
+    pub cluster_secret_file: Option<PathBuf>,
+}
+
+impl ClusterSecretArgs {
+    pub fn secret(&self) -> Result<ClusterSecret, ConfigError> {
+        let secret = match (&self.cluster_secret, &self.cluster_secret_file) {
+            (Some(secret), _) => Some(secret.trim().to_string()),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    ConfigError::ClusterSecret(format!("cannot read {}: {e}", path.display()))
+                })?;
+                Some(text.lines().next().unwrap_or_default().trim().to_string())
+            }
+            (None, None) => None,
+        };
+        if let Some(secret) = &secret
+            && (secret.len() < 16 || !secret.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return Err(ConfigError::ClusterSecret(
+                "it must be at least 16 printable ASCII characters without spaces".into(),
+            ));
+        }
+        Ok(ClusterSecret::new(secret))
+    }
 }
 
 impl SecurityArgs {
