@@ -114,7 +114,8 @@ def start_raftmq(binary, nodes):
                 "--cluster-listen", f"127.0.0.1:{cluster[i]}",
                 "--mqtt-listen", f"127.0.0.1:{mqtt[i]}",
                 "--ws-listen", "off", "--http-listen", "off",
-                "--max-queued-messages", "1000000", "--allow-anonymous=true"]
+                "--max-queued-messages", "1000000", "--allow-anonymous=true",
+                "--max-connections-per-address", "0"]
         if i > 0:
             args += ["--join", f"127.0.0.1:{cluster[0]}"]
         log = open(os.path.join(b.dir, f"n{i}.log"), "w")

@@ -31,8 +31,6 @@ use super::Shared;
 use super::clients::ClientInfo;
 use super::registry::Event;
 
-/// How long a new connection has to send its CONNECT.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a proposal may take before the connection gives up on it (its outcome is then
 /// unknown, DESIGN §3 rule 1).
 const PROPOSAL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -97,7 +95,7 @@ where
     let mut codec = Codec::new(shared.limits.max_packet_size as usize);
     let mut buf = BytesMut::with_capacity(MIN_READ_CHUNK);
     let connect = match tokio::time::timeout(
-        CONNECT_TIMEOUT,
+        shared.admission.limits().connect_timeout,
         read_connect(&mut reader, &mut writer, &mut codec, &mut buf),
     )
     .await

@@ -5,6 +5,7 @@
 //!
 //! Wiring only: the protocol is in `session/`, the replicated state in `cluster/`.
 
+mod admission;
 mod clients;
 mod connection;
 mod qos0;
@@ -30,6 +31,7 @@ use crate::session::Limits;
 use crate::transport::tls::{Tls, TlsError, TlsFiles};
 use crate::transport::{Kind, Listener, ListenerSpec};
 
+pub use admission::ConnectionLimits;
 pub use clients::ClientInfo;
 pub use registry::Registry;
 
@@ -41,6 +43,7 @@ pub struct BrokerConfig {
     /// The certificate of the TLS listeners.
     pub tls: Option<TlsFiles>,
     pub limits: Limits,
+    pub connections: ConnectionLimits,
     pub auth: AuthConfig,
     /// The live ACL; the state machine keeps its cluster rules current.
     pub acl: AclHandle,
@@ -72,6 +75,7 @@ pub(crate) struct Shared {
     pub(crate) limits: Limits,
     pub(crate) auth: Authenticator,
     pub(crate) acl: AclHandle,
+    pub(crate) admission: Arc<admission::Admission>,
     pub(crate) clients: clients::Clients,
     ready: AtomicBool,
     /// Draining: CONNECTs are refused and the health check reports 503.
@@ -207,6 +211,7 @@ impl Broker {
             limits: config.limits,
             auth: Authenticator::new(config.auth),
             acl: config.acl,
+            admission: admission::Admission::new(config.connections),
             clients: clients::Clients::default(),
             ready: AtomicBool::new(false),
             draining: AtomicBool::new(false),
@@ -348,7 +353,13 @@ async fn accept(listener: Listener, shared: Arc<Shared>) {
                 tokio::spawn(async move {
                     let socket_peer = incoming.socket_peer();
                     match incoming.handshake().await {
-                        Ok((stream, peer)) => connection::serve(stream, peer, shared).await,
+                        Ok((stream, peer)) => {
+                            let Some(_admitted) = shared.admission.admit(peer.addr.ip()) else {
+                                tracing::warn!(peer = %peer.addr, "connection closed: over the node's or this address's connection limit");
+                                return;
+                            };
+                            connection::serve(stream, peer, shared).await
+                        }
                         Err(e) => tracing::debug!(peer = %socket_peer, "connection closed: {e}"),
                     }
                 });

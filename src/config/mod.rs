@@ -23,9 +23,11 @@ use crate::cluster::proposer::ProposerConfig;
 use crate::session::Limits;
 
 mod api_commands;
+mod limits;
 mod listeners;
 mod security;
 pub use api_commands::{AclCommand, ApiTarget, NodeCommand, UserCommand};
+pub use limits::LimitArgs;
 pub use listeners::{Listen, ListenerArgs};
 pub use security::{ClusterSecretArgs, SecurityArgs};
 
@@ -262,6 +264,8 @@ pub struct RunArgs {
     pub listeners: ListenerArgs,
     #[command(flatten)]
     pub security: SecurityArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
 /// A setting that cannot work, said plainly.
@@ -317,7 +321,11 @@ impl RunArgs {
                 max_queued_messages: self.max_queued_messages,
                 max_keep_alive: self.max_keep_alive,
                 topic_alias_maximum: self.topic_alias_maximum,
+                max_client_id_len: self.limits.max_client_id_len,
+                max_topic_len: self.limits.max_topic_len,
+                max_topic_levels: self.limits.max_topic_levels,
             },
+            connections: self.limits.connection_limits(),
         })
     }
 

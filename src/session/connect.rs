@@ -73,6 +73,8 @@ pub fn accept_connect(
             assigned_client_id = Some(id.clone());
         }
         id
+    } else if connect.client_id.len() > usize::from(limits.max_client_id_len) {
+        return refuse(ReasonCode::ClientIdentifierNotValid);
     } else {
         connect.client_id.clone()
     };

@@ -25,6 +25,9 @@ impl Session {
         let Some(topic) = self.resolve_alias(&publish, actions) else {
             return;
         };
+        if !self.limits.topic_fits(&topic) {
+            return self.protocol_error(ReasonCode::TopicNameInvalid, actions);
+        }
         let id = publish.packet_id;
         if let Some(id) = id {
             let known = self.inbound.get(&id.get()).copied();
@@ -170,16 +173,33 @@ impl Session {
         if shared_no_local {
             return self.protocol_error(ReasonCode::ProtocolError, actions);
         }
-        let (refused, allowed): (Vec<_>, Vec<_>) = subscribe
-            .filters
-            .iter()
-            .enumerate()
-            .partition(|(_, (filter, _))| !self.allows(Access::Subscribe(filter)));
-        let refused: Vec<usize> = refused.into_iter().map(|(i, _)| i).collect();
+        // Filters over the size limits (0x8F) or that the ACL denies (0x80) are answered
+        // here and left out of the command.
+        let verdict = |filter: &str| {
+            if !self.limits.topic_fits(filter) {
+                // 3.1.1 knows only 0x80 for a refused filter.
+                Some(match self.protocol {
+                    Protocol::V5 => ReasonCode::TopicFilterInvalid,
+                    Protocol::V311 => ReasonCode::UnspecifiedError,
+                })
+            } else if !self.allows(Access::Subscribe(filter)) {
+                Some(ReasonCode::UnspecifiedError)
+            } else {
+                None
+            }
+        };
+        let mut refused = Vec::new();
+        let mut allowed = Vec::new();
+        for (i, (filter, options)) in subscribe.filters.iter().enumerate() {
+            match verdict(filter) {
+                Some(reason) => refused.push((i, reason)),
+                None => allowed.push((filter, options)),
+            }
+        }
         if allowed.is_empty() {
             self.send(&Packet::SubAck(SubAck {
                 packet_id: subscribe.packet_id,
-                reasons: vec![ReasonCode::UnspecifiedError; refused.len()],
+                reasons: refused.into_iter().map(|(_, reason)| reason).collect(),
                 properties: Default::default(),
             }));
             return;
@@ -193,7 +213,7 @@ impl Session {
             epoch: self.epoch,
             filters: allowed
                 .into_iter()
-                .map(|(_, (filter, options))| (filter.clone(), (*options).into()))
+                .map(|(filter, options)| (filter.clone(), (*options).into()))
                 .collect(),
             subscription_id: subscribe
                 .properties
@@ -274,9 +294,8 @@ impl Session {
             .iter()
             .map(|code| ReasonCode::from_u8(*code).unwrap_or(ReasonCode::UnspecifiedError))
             .collect();
-        // 0x80 is "failure" in 3.1.1 and "unspecified error" in 5.0: the code both know.
-        for position in self.refused_filters.remove(&id.get()).unwrap_or_default() {
-            reasons.insert(position.min(reasons.len()), ReasonCode::UnspecifiedError);
+        for (position, reason) in self.refused_filters.remove(&id.get()).unwrap_or_default() {
+            reasons.insert(position.min(reasons.len()), reason);
         }
         self.send(&Packet::SubAck(SubAck {
             packet_id: id,

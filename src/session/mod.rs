@@ -47,6 +47,20 @@ pub struct Limits {
     pub max_keep_alive: u16,
     /// Topic aliases a client may use towards the server.
     pub topic_alias_maximum: u16,
+    /// The longest client id accepted, bytes (longer: CONNACK 0x85 / 3.1.1 code 2).
+    pub max_client_id_len: u16,
+    /// The longest topic name or filter, bytes, and the most levels in one (a PUBLISH
+    /// beyond them: DISCONNECT 0x90; a filter: SUBACK 0x8F).
+    pub max_topic_len: u16,
+    pub max_topic_levels: u16,
+}
+
+impl Limits {
+    /// Whether a topic name or filter is within the length and level limits.
+    pub fn topic_fits(&self, topic: &str) -> bool {
+        topic.len() <= usize::from(self.max_topic_len)
+            && topic.split('/').count() <= usize::from(self.max_topic_levels)
+    }
 }
 
 impl Default for Limits {
@@ -58,6 +72,9 @@ impl Default for Limits {
             max_queued_messages: 1000,
             max_keep_alive: u16::MAX,
             topic_alias_maximum: 64,
+            max_client_id_len: 256,
+            max_topic_len: 1024,
+            max_topic_levels: 32,
         }
     }
 }
@@ -166,9 +183,9 @@ pub struct Session {
     closed: bool,
     /// What the client may publish, subscribe to and receive (`None`: anything).
     access: Option<ClientAccess>,
-    /// Per SUBSCRIBE in the cluster: the positions of the filters the ACL refused, which
-    /// were left out of the command and get 0x80 in the SUBACK.
-    refused_filters: BTreeMap<u16, Vec<usize>>,
+    /// Per SUBSCRIBE in the cluster: the positions of the filters refused here (ACL, size
+    /// limits), left out of the command, and the reason each gets in the SUBACK.
+    refused_filters: BTreeMap<u16, Vec<(usize, ReasonCode)>>,
 }
 
 impl Session {

@@ -609,3 +609,74 @@ fn a_publish_reusing_an_id_whose_release_is_pending_is_a_new_message() {
         "{proposed:?}"
     );
 }
+
+#[test]
+fn topics_and_client_ids_over_the_limits_are_refused() {
+    let limits = Limits {
+        max_client_id_len: 8,
+        max_topic_len: 16,
+        max_topic_levels: 3,
+        ..Limits::default()
+    };
+    let mut connect = Connect {
+        protocol: Protocol::V5,
+        clean_start: true,
+        keep_alive: 10,
+        client_id: "123456789".into(),
+        will: None,
+        username: None,
+        password: None,
+        properties: Properties::default(),
+    };
+    let refused = accept_connect(&connect, &limits, 1, 0, || "x".into()).unwrap_err();
+    assert_eq!(refused.reason, ReasonCode::ClientIdentifierNotValid);
+    connect.client_id = "12345678".into();
+    assert!(accept_connect(&connect, &limits, 1, 0, || "x".into()).is_ok());
+
+    // A filter too long or too deep is refused in its place; the others go to the log.
+    for (protocol, code) in [
+        (Protocol::V5, ReasonCode::TopicFilterInvalid),
+        (Protocol::V311, ReasonCode::UnspecifiedError),
+    ] {
+        let mut s = session(protocol, None, limits);
+        let mut actions = Vec::new();
+        let options = SubscriptionOptions::default;
+        let subscribe = Subscribe {
+            packet_id: id(4),
+            filters: vec![
+                ("a/b/c/d".into(), options()),
+                ("ok/#".into(), options()),
+                ("x".repeat(17), options()),
+            ],
+            properties: Properties::default(),
+        };
+        s.packet(Packet::Subscribe(subscribe), 5, &mut actions);
+        let (command, awaiting) = proposals(&mut actions).pop().expect("proposed");
+        let Command::Subscribe(sub) = command else {
+            panic!()
+        };
+        assert_eq!(sub.filters.len(), 1);
+        assert_eq!(sub.filters[0].0, "ok/#");
+        let applied = Outcome::Subscribed {
+            reasons: vec![0],
+            deliveries: Vec::new(),
+        };
+        s.outcome(awaiting, Ok(applied), &mut actions);
+        assert!(
+            matches!(&sent(&mut s)[..],
+            [Packet::SubAck(a)] if a.reasons == [code, ReasonCode::Success, code]),
+            "{protocol:?}"
+        );
+    }
+
+    let mut s = session(Protocol::V5, None, limits);
+    let mut actions = Vec::new();
+    s.packet(
+        Packet::Publish(publish(QoS::AtLeastOnce, Some(1), "a/b/c/d")),
+        5,
+        &mut actions,
+    );
+    assert!(proposals(&mut actions).is_empty(), "nothing proposed");
+    assert!(matches!(&sent(&mut s)[..],
+        [Packet::Disconnect(d)] if d.reason == ReasonCode::TopicNameInvalid));
+}

@@ -1,0 +1,48 @@
+//! Limits against hostile or broken clients that are not part of a session's protocol
+//! state: how many connections, how long a CONNECT may take, and how long client ids and
+//! topics may be. Each has a default an operator can defend and a flag to change it.
+
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::broker::ConnectionLimits;
+
+#[derive(Args, Debug, Clone)]
+pub struct LimitArgs {
+    /// Connections this node holds at most (MQTT listeners together); past it new ones
+    /// are closed at once.
+    #[arg(long, default_value_t = 100_000, env = "RAFTMQ_MAX_CONNECTIONS")]
+    pub max_connections: u32,
+    /// Connections one source address (the real one, after a PROXY header) may hold; 0:
+    /// no limit. Behind a balancer that does not send PROXY headers every client has the
+    /// balancer's address: raise it or set 0 there.
+    #[arg(
+        long,
+        default_value_t = 1_000,
+        env = "RAFTMQ_MAX_CONNECTIONS_PER_ADDRESS"
+    )]
+    pub max_connections_per_address: u32,
+    /// How long a new connection has to complete its CONNECT, ms (slowloris).
+    #[arg(long, default_value_t = 10_000, env = "RAFTMQ_CONNECT_TIMEOUT_MS")]
+    pub connect_timeout_ms: u64,
+    /// The longest client id accepted, bytes.
+    #[arg(long, default_value_t = 256, env = "RAFTMQ_MAX_CLIENT_ID_LEN")]
+    pub max_client_id_len: u16,
+    /// The longest topic name or filter, bytes.
+    #[arg(long, default_value_t = 1024, env = "RAFTMQ_MAX_TOPIC_LEN")]
+    pub max_topic_len: u16,
+    /// The most levels in a topic name or filter.
+    #[arg(long, default_value_t = 32, env = "RAFTMQ_MAX_TOPIC_LEVELS")]
+    pub max_topic_levels: u16,
+}
+
+impl LimitArgs {
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            max_connections: self.max_connections,
+            max_per_address: self.max_connections_per_address,
+            connect_timeout: Duration::from_millis(self.connect_timeout_ms.max(1)),
+        }
+    }
+}
