@@ -10,7 +10,6 @@ use std::time::Duration;
 use tokio::time::{Instant, sleep, timeout};
 
 use crate::broker_support::cluster_with;
-use crate::http::request;
 use crate::wire::{self, Wire};
 use crate::{WAIT, unique};
 
@@ -57,10 +56,13 @@ async fn draining_the_leader_moves_leadership_and_keeps_it_away() {
     sleep(Duration::from_millis(300)).await;
 
     let started = Instant::now();
-    let (status, body) = request(&cluster.nodes[old].http_addr, "POST", "/drain")
+    let body = cluster.nodes[old]
+        .api()
+        .expect("the node's API token")
+        .post("/drain")
         .await
-        .expect("POST /drain");
-    assert_eq!(status, 202, "{body}");
+        .expect("POST /drain with the token");
+    assert!(body.contains("\"draining\":true"), "{body}");
     let new = wait_leader(&cluster, Some(old)).await;
     let moved_after = started.elapsed();
     println!("leadership moved from node {old} to node {new} in {moved_after:?}");
