@@ -15,6 +15,9 @@ pub struct ConnectionLimits {
     pub max_per_address: u32,
     /// How long a new connection has to complete its CONNECT.
     pub connect_timeout: Duration,
+    /// Publishes a client may send per second, and their bytes (0: no limit).
+    pub publish_messages_per_sec: u32,
+    pub publish_bytes_per_sec: u64,
 }
 
 impl Default for ConnectionLimits {
@@ -23,6 +26,8 @@ impl Default for ConnectionLimits {
             max_connections: 100_000,
             max_per_address: 1_000,
             connect_timeout: Duration::from_secs(10),
+            publish_messages_per_sec: 0,
+            publish_bytes_per_sec: 0,
         }
     }
 }
@@ -112,7 +117,7 @@ mod tests {
         let admission = Admission::new(ConnectionLimits {
             max_connections: 3,
             max_per_address: 2,
-            connect_timeout: Duration::from_secs(1),
+            ..ConnectionLimits::default()
         });
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "10.0.0.2".parse().unwrap();

@@ -29,6 +29,7 @@ use crate::transport::Peer;
 
 use super::Shared;
 use super::clients::ClientInfo;
+use super::rate::PublishRate;
 use super::registry::Event;
 
 /// How long a proposal may take before the connection gives up on it (its outcome is then
@@ -233,6 +234,14 @@ where
         reader: state,
         pending: VecDeque::new(),
         end: None,
+        rate: {
+            let limits = shared.admission.limits();
+            PublishRate::new(
+                limits.publish_messages_per_sec,
+                limits.publish_bytes_per_sec,
+                Instant::now(),
+            )
+        },
     };
     let mut actions = Vec::new();
     connection.fetch(&mut session, resend, &mut actions);
@@ -301,6 +310,8 @@ struct Connection {
     /// Proposals in flight, oldest first.
     pending: VecDeque<(Awaiting, Instant, PendingOutcome)>,
     end: Option<SessionEnd>,
+    /// The client's publish rate limits, if any.
+    rate: Option<PublishRate>,
 }
 
 impl Connection {
@@ -327,8 +338,8 @@ impl Connection {
         let mut read_room = ReadRoom::new();
         loop {
             if input_ready {
-                input_ready = false;
-                self.decode_all(session, &mut codec, &mut buf, &mut actions);
+                // Still set when the publish rate stopped decoding with packets left.
+                input_ready = self.decode_all(session, &mut codec, &mut buf, &mut actions);
             }
             session.flush(&mut actions);
             self.execute(session, &mut actions).await;
@@ -352,13 +363,23 @@ impl Connection {
                 let _ = writer.shutdown().await;
                 return;
             }
+            // Over its publish rate, the client is not read until it is back under it
+            // (its keep-alive waits as long).
+            let hold = self
+                .rate
+                .as_mut()
+                .and_then(|rate| rate.hold_until(Instant::now()));
+            if let (Some(hold), Some(k)) = (hold, keep_alive) {
+                silent_until = silent_until.map(|at| at.max(hold + k));
+            }
             let room = read_room.prepare(&mut buf);
             let front_deadline = self
                 .pending
                 .front()
                 .map(|(_, at, _)| *at + PROPOSAL_TIMEOUT);
             tokio::select! {
-                read = reader.read_buf(&mut buf) => match read {
+                _ = sleep_until(hold.unwrap_or_else(far_future)), if hold.is_some() => {}
+                read = reader.read_buf(&mut buf), if hold.is_none() => match read {
                     Ok(0) => session.connection_lost(&mut actions),
                     Ok(read) => {
                         read_room.after(read, room);
@@ -446,26 +467,39 @@ impl Connection {
         }
     }
 
-    /// Decodes every whole packet in `buf` and hands it to the session.
+    /// Decodes every whole packet in `buf` and hands it to the session; returns true if
+    /// it stopped early because the client is over its publish rate (the rest waits in
+    /// `buf` until the hold ends).
     fn decode_all(
         &mut self,
         session: &mut Session,
         codec: &mut Codec,
         buf: &mut BytesMut,
         actions: &mut Vec<Action>,
-    ) {
+    ) -> bool {
         let now = now();
         while !session.is_closed() {
+            if let Some(rate) = &mut self.rate
+                && rate.hold_until(Instant::now()).is_some()
+            {
+                return !buf.is_empty();
+            }
             match codec.decode(buf) {
-                Ok(Some(packet)) => session.packet(packet, now, actions),
-                Ok(None) => return,
+                Ok(Some(packet)) => {
+                    if let (Some(rate), Packet::Publish(publish)) = (&mut self.rate, &packet) {
+                        rate.charge(publish.topic.len() + publish.payload.len(), Instant::now());
+                    }
+                    session.packet(packet, now, actions)
+                }
+                Ok(None) => return false,
                 Err(e) => {
                     tracing::debug!(client = session.client_id(), "bad input: {e}");
                     session.protocol_error(e.reason_code(), actions);
-                    return;
+                    return false;
                 }
             }
         }
+        false
     }
 
     /// Carries out the session's actions (which may lead to more, handled in the same go).

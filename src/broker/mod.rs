@@ -9,6 +9,7 @@ mod admission;
 mod clients;
 mod connection;
 mod qos0;
+mod rate;
 mod registry;
 
 use std::net::SocketAddr;

@@ -35,6 +35,13 @@ pub struct LimitArgs {
     /// The most levels in a topic name or filter.
     #[arg(long, default_value_t = 32, env = "RAFTMQ_MAX_TOPIC_LEVELS")]
     pub max_topic_levels: u16,
+    /// PUBLISH packets one client may send per second (0: no limit). A faster client is
+    /// slowed: its socket is not read until it is back under the rate.
+    #[arg(long, default_value_t = 0, env = "RAFTMQ_MAX_PUBLISH_RATE")]
+    pub max_publish_rate: u32,
+    /// PUBLISH bytes one client may send per second (0: no limit), enforced the same way.
+    #[arg(long, default_value_t = 0, env = "RAFTMQ_MAX_PUBLISH_BYTES_RATE")]
+    pub max_publish_bytes_rate: u64,
 }
 
 impl LimitArgs {
@@ -43,6 +50,8 @@ impl LimitArgs {
             max_connections: self.max_connections,
             max_per_address: self.max_connections_per_address,
             connect_timeout: Duration::from_millis(self.connect_timeout_ms.max(1)),
+            publish_messages_per_sec: self.max_publish_rate,
+            publish_bytes_per_sec: self.max_publish_bytes_rate,
         }
     }
 }
