@@ -347,20 +347,16 @@ impl Connection {
                 let out = session.outbox();
                 // One write then a flush: TLS and WebSocket streams hold what is written
                 // until flushed (a WebSocket frame goes out on flush).
-                let written = match writer.write_all(&out).await {
-                    Ok(()) => writer.flush().await,
-                    Err(e) => Err(e),
-                };
-                if let Err(e) = written {
+                if let Err(e) = write_out(&mut writer, &out, keep_alive).await {
                     tracing::debug!(client = session.client_id(), "write failed: {e}");
                     session.connection_lost(&mut actions);
                     self.execute(session, &mut actions).await;
                 }
             }
             if let Some(end) = self.end {
-                let _ = writer.flush().await;
+                let _ = stalls_after(Some(DISCONNECT_TIMEOUT), writer.flush()).await;
                 self.end_session(session, end).await;
-                let _ = writer.shutdown().await;
+                let _ = stalls_after(Some(DISCONNECT_TIMEOUT), writer.shutdown()).await;
                 return;
             }
             // Over its publish rate, the client is not read until it is back under it
@@ -403,6 +399,16 @@ impl Connection {
                 outcome = front_outcome(&mut self.pending), if !self.pending.is_empty() => {
                     if let Some((awaiting, _, _)) = self.pending.pop_front() {
                         session.outcome(awaiting, outcome, &mut actions);
+                    }
+                    // Every later outcome already known, in one go: one per turn would let
+                    // a client that pipelines (a PUBREL storm: each read brings thousands
+                    // of proposals) outrun its answers until the oldest timed out.
+                    while let Some(outcome) =
+                        self.pending.front_mut().and_then(|(_, _, pending)| pending.ready())
+                    {
+                        if let Some((awaiting, _, _)) = self.pending.pop_front() {
+                            session.outcome(awaiting, outcome, &mut actions);
+                        }
                     }
                 }
                 _ = sleep_until(silent_until.unwrap_or_else(far_future)), if silent_until.is_some() => {
@@ -590,6 +596,38 @@ impl Connection {
                 now,
             );
         }
+    }
+}
+
+/// Writes `out` and flushes. A client that takes none of it for `stall` (its keep-alive
+/// grace) is gone as surely as one that sent nothing for that long: while this waits the
+/// connection reads nothing and takes no delivery, so it must not wait forever.
+async fn write_out<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    out: &[u8],
+    stall: Option<Duration>,
+) -> std::io::Result<()> {
+    let mut rest = out;
+    while !rest.is_empty() {
+        let written = stalls_after(stall, writer.write(rest)).await?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        rest = &rest[written..];
+    }
+    stalls_after(stall, writer.flush()).await
+}
+
+/// `io`, failed with `TimedOut` if it is not done within `limit`.
+async fn stalls_after<T>(
+    limit: Option<Duration>,
+    io: impl std::future::Future<Output = std::io::Result<T>>,
+) -> std::io::Result<T> {
+    match limit {
+        Some(limit) => tokio::time::timeout(limit, io)
+            .await
+            .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())),
+        None => io.await,
     }
 }
 

@@ -108,6 +108,17 @@ impl Proposer {
 #[derive(Debug)]
 pub struct PendingOutcome(oneshot::Receiver<Result<Outcome, ProposeError>>);
 
+impl PendingOutcome {
+    /// The outcome if it is already known, without waiting.
+    pub fn ready(&mut self) -> Option<Result<Outcome, ProposeError>> {
+        match self.0.try_recv() {
+            Ok(result) => Some(result),
+            Err(oneshot::error::TryRecvError::Empty) => None,
+            Err(oneshot::error::TryRecvError::Closed) => Some(Err(ProposeError::Stopped)),
+        }
+    }
+}
+
 impl std::future::Future for PendingOutcome {
     type Output = Result<Outcome, ProposeError>;
 
