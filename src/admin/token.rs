@@ -82,7 +82,10 @@ pub async fn require(
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        // The scheme is case-insensitive (RFC 9110 §11.1): `bearer` is `Bearer`.
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token)
         .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
     let ok = given.is_some_and(|g| bool::from(g.trim().as_bytes().ct_eq(state.token.as_bytes())));
     if ok {

@@ -1,0 +1,98 @@
+//! A verified client certificate as the username (`--certificate-username tls` with mTLS):
+//! a device with a certificate for CN "device-7" connects over TLS without a username or
+//! password, on a node that refuses anonymous clients, and `%u` rules then give it
+//! `devices/device-7/...` and nothing of another device's.
+
+use crate::broker_support::certs::{ANY_VERSION, Pki, client_config};
+use crate::client::{Client, Opts, Version, v5_user};
+use crate::http::{acl_file, add_user};
+use crate::{start_node, unique};
+
+const DEVICE_RULES: &str = r##"
+[[rule]]
+permission = "allow"
+action = "all"
+topics = ["devices/%u/#"]
+
+[[rule]]
+permission = "allow"
+action = "subscribe"
+username = "dashboard"
+topics = ["devices/#"]
+
+[[rule]]
+permission = "deny"
+action = "all"
+topics = ["devices/#"]
+"##;
+
+#[tokio::test]
+async fn a_client_certificate_names_the_user_for_the_acl() {
+    let pki = Pki::new("raftmq security test CA");
+    let files = pki.server_files(&pki.server("raftmq-node"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rules = acl_file(&dir, "acl.toml", DEVICE_RULES);
+    let mut args = files.args();
+    args.extend([
+        "--tls-client-ca".to_string(),
+        pki.ca_file().display().to_string(),
+        "--tls-client-cert-optional=false".to_string(),
+        "--certificate-username".to_string(),
+        "tls".to_string(),
+        "--allow-anonymous=false".to_string(),
+        "--auth-failure-limit=0".to_string(),
+        "--acl-file".to_string(),
+        rules.display().to_string(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let cluster = start_node(&args).await;
+    let node = &cluster.nodes[0];
+    add_user(node, "dashboard", "dash-pw").await;
+    let id = unique("cert");
+
+    let device_cert = pki.client("device-7");
+    let device_tls = client_config(&[pki.ca_cert()], ANY_VERSION, Some(&device_cert));
+    // Without its certificate, on plain TCP, the same client is anonymous: refused.
+    let tcp_id = format!("{id}-tcp");
+    let refused = Client::try_connect(Opts::new(Version::V5, &tcp_id, &node.mqtt_addr))
+        .await
+        .err();
+    assert_eq!(refused, Some(0x87), "no certificate, no credentials");
+
+    let mut dashboard = v5_user(
+        &format!("{id}-dash"),
+        &node.mqtt_addr,
+        "dashboard",
+        "dash-pw",
+    )
+    .await;
+    dashboard.subscribe("devices/#").await;
+
+    let device_id = format!("{id}-device");
+    let tls = Opts::new(Version::V5, &device_id, &node.tls_addr).tls(device_tls.clone());
+    let mut device = Client::connect(tls).await;
+    device.publish_ok("devices/device-7/x", "reading").await;
+    dashboard
+        .expect_message("devices/device-7/x", "reading")
+        .await;
+    assert_eq!(device.publish("devices/other/x", "forged").await, 0x87);
+    assert_eq!(
+        device
+            .subscribe_many(&[("devices/other/#", 1), ("devices/device-7/#", 1)])
+            .await,
+        [0x80, 1]
+    );
+    device.publish_ok("devices/device-7/y", "control").await;
+    dashboard
+        .expect_message("devices/device-7/y", "control")
+        .await;
+    device.expect_message("devices/device-7/y", "control").await;
+    dashboard.expect_quiet("nothing from devices/other").await;
+
+    // 3.1.1 over the same TLS listener: the certificate is the username there too.
+    let v4_id = format!("{id}-device-v4");
+    let tls = Opts::new(Version::V311, &v4_id, &node.tls_addr).tls(device_tls);
+    let mut device_v4 = Client::connect(tls).await;
+    device_v4.publish_ok("devices/device-7/z", "v311").await;
+    dashboard.expect_message("devices/device-7/z", "v311").await;
+}
