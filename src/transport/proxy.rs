@@ -231,8 +231,21 @@ fn is_prefix_of(buf: &[u8], signature: &[u8]) -> bool {
 }
 
 fn parse_v1(header: &[u8], peer: SocketAddr) -> Result<ProxiedPeer, ProxyError> {
+    // ppp parses only up to the first '\r' (plus one byte), and on an UNKNOWN line it stops
+    // at any "\n" field: "PROXY UNKNOWN \n\r x\r\n" passed with "x" never looked at (found
+    // by fuzzing). The spec's line holds no CR or LF before its CRLF; with none, ppp's line
+    // is exactly the one `header_len` found.
+    let line = header.strip_suffix(b"\r\n").unwrap_or(header);
+    if line.iter().any(|&b| b == b'\r' || b == b'\n') {
+        return Err(ProxyError::Malformed("CR or LF inside the v1 line"));
+    }
     let header = v1::Header::try_from(header).map_err(ProxyError::V1)?;
     let source = match header.addresses {
+        // ppp reads ports with `u16::from_str`, which takes a leading '+' ("+51000"; found by
+        // fuzzing). The spec's ports are plain decimal digits and no address holds a '+'.
+        v1::Addresses::Tcp4(_) | v1::Addresses::Tcp6(_) if line.contains(&b'+') => {
+            return Err(ProxyError::Malformed("signed port in the v1 line"));
+        }
         v1::Addresses::Tcp4(a) => SocketAddr::from((a.source_address, a.source_port)),
         v1::Addresses::Tcp6(a) => SocketAddr::from((a.source_address, a.source_port)),
         v1::Addresses::Unknown => peer,

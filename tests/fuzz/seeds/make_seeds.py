@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Writes the seed inputs of the fuzz targets into seeds/decode_packet/ and seeds/topic_filter/.
+"""Writes the seed inputs of the fuzz targets into seeds/decode_packet/, seeds/topic_filter/ and
+seeds/proxy_header/.
 
 A decode_packet seed is a fuzz input: a 4-byte header (maximum packet size, 0xffff for the default
 1 MiB; split point) followed by a client's byte stream that starts with CONNECT, so that
@@ -8,6 +9,10 @@ the server codec gets past its first packet. The packets are built by hand from 
 tests/fuzz_regressions.rs checks that each stream decodes completely.
 
 A topic_filter seed is a filter, a 0xff byte, and a topic (or share name).
+
+A proxy_header seed is a 2-byte split point followed by what a balancer sends: a PROXY v1 line
+or v2 header (built here from HAProxy's proxy-protocol.txt, not by the ppp crate) and the
+start of an MQTT CONNECT that must be handed on unchanged.
 
 Run from anywhere: python3 tests/fuzz/seeds/make_seeds.py
 """
@@ -141,3 +146,45 @@ for name, filter_, topic in [
 ]:
     with open(os.path.join(TOPIC_OUT, name), "wb") as f:
         f.write(filter_.encode() + b"\xff" + topic.encode())
+
+PROXY_OUT = os.path.join(HERE, "proxy_header")
+os.makedirs(PROXY_OUT, exist_ok=True)
+V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
+AFTER = b"\x10\x0c\x00\x04MQTT"
+
+
+def tlv(kind, value):
+    return bytes([kind]) + u16(len(value)) + value
+
+
+def v2(ver_cmd, fam_proto, body):
+    return V2_SIGNATURE + bytes([ver_cmd, fam_proto]) + u16(len(body)) + body
+
+
+V4_ADDRESSES = bytes([192, 0, 2, 1, 10, 0, 0, 1]) + u16(51000) + u16(1883)
+V6_ADDRESSES = (
+    bytes.fromhex("20010db8000000000000000000000001")
+    + bytes.fromhex("20010db8000000000000000000000002")
+    + u16(51000)
+    + u16(1883)
+)
+# PP2_TYPE_SSL: client = SSL | CERT_CONN, verify = 0, then version and CN sub-TLVs.
+SSL = tlv(
+    0x20,
+    bytes([0x01 | 0x02]) + u32(0) + tlv(0x21, b"TLSv1.3") + tlv(0x22, b"dev-7"),
+)
+for name, header, split in [
+    ("v1-tcp4.bin", b"PROXY TCP4 192.0.2.1 10.0.0.1 51000 1883\r\n", 14),
+    ("v1-tcp6.bin", b"PROXY TCP6 2001:db8::1 2001:db8::2 51000 1883\r\n", 46),
+    ("v1-unknown.bin", b"PROXY UNKNOWN\r\n", 3),
+    ("v1-unknown-addresses.bin", b"PROXY UNKNOWN ffff::1 ffff::2 1 2\r\n", 200),
+    ("v2-tcp4.bin", v2(0x21, 0x11, V4_ADDRESSES), 5),
+    ("v2-tcp6.bin", v2(0x21, 0x21, V6_ADDRESSES), 16),
+    ("v2-local.bin", v2(0x20, 0x00, b""), 14),
+    ("v2-unix.bin", v2(0x21, 0x31, bytes(216)), 30),
+    ("v2-tcp4-tlvs.bin", v2(0x21, 0x11, V4_ADDRESSES + tlv(0x04, b"pad") + tlv(0x02, b"broker.example")), 29),
+    ("v2-tcp4-ssl-cn.bin", v2(0x21, 0x11, V4_ADDRESSES + tlv(0x04, b"pad") + SSL), 40),
+    ("v2-tcp6-ssl-cn.bin", v2(0x21, 0x21, V6_ADDRESSES + SSL), 60),
+]:
+    with open(os.path.join(PROXY_OUT, name), "wb") as f:
+        f.write(u16(split) + header + AFTER)
