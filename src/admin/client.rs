@@ -67,17 +67,39 @@ impl Api {
         path: &str,
         body: Option<(&str, String)>,
     ) -> anyhow::Result<String> {
+        let mut headers = Vec::new();
+        let authorization = self.token.as_ref().map(|t| format!("Bearer {t}"));
+        if let Some(value) = &authorization {
+            headers.push(("Authorization", value.as_str()));
+        }
+        let body = body.as_ref().map(|(kind, text)| (*kind, text.as_str()));
+        let (status, answer) = self.exchange(method, path, &headers, body).await?;
+        if !(200..300).contains(&status) {
+            bail!("{method} {path} on {}: HTTP {status}: {answer}", self.addr);
+        }
+        Ok(answer)
+    }
+
+    /// `method path` with exactly these `headers` and `(content type, body)`, whatever the
+    /// status: the status and the body (for tests of refusals and error answers).
+    pub async fn exchange(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<(&str, &str)>,
+    ) -> anyhow::Result<(u16, String)> {
         let addr = &self.addr;
         let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-        if let Some(token) = &self.token {
-            head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
         }
         let body = match body {
             Some((content_type, body)) => {
                 head.push_str(&format!("Content-Type: {content_type}\r\n"));
                 body
             }
-            None => String::new(),
+            None => "",
         };
         head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
         let exchange = async {
@@ -92,7 +114,9 @@ impl Api {
         };
         let answer = tokio::time::timeout(TIMEOUT, exchange)
             .await
-            .with_context(|| format!("{addr} did not answer within {TIMEOUT:?}"))??;
+            .with_context(|| {
+                format!("{addr} did not answer {method} {path} within {TIMEOUT:?}")
+            })??;
         let text = String::from_utf8_lossy(&answer);
         let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
         let status = head
@@ -100,9 +124,6 @@ impl Api {
             .nth(1)
             .and_then(|code| code.parse::<u16>().ok())
             .with_context(|| format!("{addr} did not answer HTTP: {head:?}"))?;
-        if !(200..300).contains(&status) {
-            bail!("{method} {path} on {addr}: HTTP {status}: {body}");
-        }
-        Ok(body.to_owned())
+        Ok((status, body.to_owned()))
     }
 }

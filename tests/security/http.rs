@@ -5,10 +5,9 @@
 
 use std::process::{Output, Stdio};
 
-use anyhow::{Context, bail};
 use raftmq::local_cluster::LocalNode;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
 use crate::WAIT;
@@ -23,39 +22,9 @@ pub(crate) async fn request(
     headers: &[(&str, &str)],
     body: Option<(&str, &str)>,
 ) -> anyhow::Result<(u16, String)> {
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    let body = match body {
-        Some((content_type, body)) => {
-            head.push_str(&format!("Content-Type: {content_type}\r\n"));
-            body
-        }
-        None => "",
-    };
-    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await?;
-        stream.write_all(head.as_bytes()).await?;
-        stream.write_all(body.as_bytes()).await?;
-        let mut answer = Vec::new();
-        stream.read_to_end(&mut answer).await?;
-        anyhow::Ok(answer)
-    };
-    let answer = tokio::time::timeout(WAIT, exchange)
+    raftmq::admin::client::Api::new(addr, None)
+        .exchange(method, path, headers, body)
         .await
-        .with_context(|| format!("{addr} did not answer {method} {path} in time"))??;
-    let text = String::from_utf8_lossy(&answer);
-    let Some((head, body)) = text.split_once("\r\n\r\n") else {
-        bail!("{addr}: no HTTP head in {text:?}");
-    };
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .with_context(|| format!("{addr}: no status in {head:?}"))?;
-    Ok((status, body.to_owned()))
 }
 
 /// [`request`] whose answer must be JSON; panics otherwise.

@@ -4,39 +4,18 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use raftmq::local_cluster::LocalNode;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
 use crate::WAIT;
 
 /// `method path` on the node at `addr`: the status code and the body.
 pub(crate) async fn request(addr: &str, method: &str, path: &str) -> anyhow::Result<(u16, String)> {
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await?;
-        let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        );
-        stream.write_all(request.as_bytes()).await?;
-        let mut answer = Vec::new();
-        stream.read_to_end(&mut answer).await?;
-        anyhow::Ok(answer)
-    };
-    let answer = tokio::time::timeout(WAIT, exchange)
+    raftmq::admin::client::Api::new(addr, None)
+        .exchange(method, path, &[], None)
         .await
-        .with_context(|| format!("{addr} did not answer {method} {path} in time"))??;
-    let text = String::from_utf8_lossy(&answer);
-    let Some((head, body)) = text.split_once("\r\n\r\n") else {
-        bail!("{addr}: no HTTP head in {text:?}");
-    };
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .with_context(|| format!("{addr}: no status in {head:?}"))?;
-    Ok((status, body.to_owned()))
 }
 
 /// `GET path` as JSON, with its status.
