@@ -1,6 +1,7 @@
 //! Limits that slow or stop a client without hurting others: the per-client publish rate
 //! (the client is slowed by not reading its socket; every publish is still acknowledged)
-//! and the connections per source address.
+//! the connections per source address, the subscriptions a session may hold, and the
+//! retained store's size (past it a message is published but not retained).
 
 mod broker_support;
 
@@ -102,4 +103,197 @@ async fn connections_past_the_per_address_limit_are_closed() {
     })
     .await;
     assert_eq!(fifth, Ok(true));
+}
+
+/// Polls `events` until `pick` finds something in an incoming packet, for at most 10 s.
+async fn wait_for<T>(
+    events: &mut rumqttc::v5::EventLoop,
+    mut pick: impl FnMut(&Packet) -> Option<T>,
+) -> Option<T> {
+    timeout(Duration::from_secs(10), async {
+        loop {
+            match events.poll().await {
+                Ok(Event::Incoming(packet)) => {
+                    if let Some(found) = pick(&packet) {
+                        return found;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => panic!("connection failed: {e}"),
+            }
+        }
+    })
+    .await
+    .ok()
+}
+
+#[tokio::test]
+async fn filters_past_the_subscription_limit_get_quota_exceeded() {
+    let broker = Broker::single_with(&["--max-subscriptions", "2"]).await;
+    let mut opts = options(&broker.addr(0), "subs-limit");
+    opts.set_clean_start(false);
+    opts.set_session_expiry_interval(Some(300));
+    let (client, mut events) = AsyncClient::new(opts.clone(), 10);
+    for filter in ["limits/a", "limits/b", "limits/c"] {
+        client
+            .subscribe(filter, QoS::AtLeastOnce)
+            .await
+            .expect("queued");
+    }
+    let mut codes = Vec::new();
+    while codes.len() < 3 {
+        let suback = wait_for(&mut events, |p| match p {
+            Packet::SubAck(ack) => Some(ack.return_codes.clone()),
+            _ => None,
+        })
+        .await
+        .expect("SUBACK");
+        codes.extend(suback);
+    }
+    use rumqttc::v5::mqttbytes::v5::SubscribeReasonCode as R;
+    // A refused filter's SUBACK may overtake the others' (they wait for the log).
+    let granted = codes
+        .iter()
+        .filter(|c| **c == R::Success(QoS::AtLeastOnce))
+        .count();
+    assert_eq!(granted, 2, "{codes:?}");
+    assert!(codes.contains(&R::QuotaExceeded), "{codes:?}");
+    // The count survives a reconnect: the resumed session still holds two.
+    client.disconnect().await.expect("disconnect");
+    let _ = timeout(Duration::from_secs(5), async {
+        while events.poll().await.is_ok() {}
+    })
+    .await;
+    let (client, mut events) = AsyncClient::new(opts, 10);
+    client
+        .subscribe("limits/d", QoS::AtLeastOnce)
+        .await
+        .expect("queued");
+    let codes = wait_for(&mut events, |p| match p {
+        Packet::SubAck(ack) => Some(ack.return_codes.clone()),
+        _ => None,
+    })
+    .await
+    .expect("SUBACK");
+    assert_eq!(
+        codes,
+        [R::QuotaExceeded],
+        "two held, so no third after resuming"
+    );
+    client.unsubscribe("limits/a").await.expect("queued");
+    client
+        .subscribe("limits/d", QoS::AtLeastOnce)
+        .await
+        .expect("queued");
+    let codes = wait_for(&mut events, |p| match p {
+        Packet::SubAck(ack) => Some(ack.return_codes.clone()),
+        _ => None,
+    })
+    .await
+    .expect("SUBACK");
+    assert_eq!(
+        codes,
+        [R::Success(QoS::AtLeastOnce)],
+        "unsubscribing made room"
+    );
+}
+
+/// Subscribes a fresh client to `topic` and returns the retained payloads it gets within
+/// a second.
+async fn retained_payloads(addr: &str, id: &str, topic: &str) -> Vec<Vec<u8>> {
+    let (client, mut events) = AsyncClient::new(options(addr, id), 10);
+    client
+        .subscribe(topic, QoS::AtLeastOnce)
+        .await
+        .expect("queued");
+    let mut got = Vec::new();
+    let _ = timeout(Duration::from_secs(1), async {
+        loop {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::Publish(p))) if p.retain => got.push(p.payload.to_vec()),
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    })
+    .await;
+    got.sort();
+    got
+}
+
+#[tokio::test]
+async fn messages_past_the_retained_limits_are_published_but_not_retained() {
+    let broker = Broker::single_with(&[
+        "--max-retained-messages",
+        "2",
+        "--max-retained-payload",
+        "8",
+    ])
+    .await;
+    let addr = broker.addr(0);
+    // A live subscriber gets every message, retained or not.
+    let (live, mut live_events) = AsyncClient::new(options(&addr, "retain-live"), 10);
+    live.subscribe("retain/#", QoS::AtLeastOnce)
+        .await
+        .expect("queued");
+    wait_for(&mut live_events, |p| {
+        matches!(p, Packet::SubAck(_)).then_some(())
+    })
+    .await
+    .expect("SUBACK");
+    let (publisher, mut events) = AsyncClient::new(options(&addr, "retain-pub"), 10);
+    let sent = [
+        ("retain/a", "one"),
+        ("retain/big", "nine bytes"),
+        ("retain/b", "two"),
+        ("retain/c", "three"),
+        ("retain/a", "uno"),
+    ];
+    for (topic, payload) in sent {
+        publisher
+            .publish(topic, QoS::AtLeastOnce, true, payload)
+            .await
+            .expect("queued");
+        wait_for(&mut events, |p| {
+            matches!(p, Packet::PubAck(_)).then_some(())
+        })
+        .await
+        .expect("PUBACK: the publish is accepted either way");
+    }
+    let mut live_got = 0;
+    while live_got < sent.len() {
+        wait_for(&mut live_events, |p| {
+            matches!(p, Packet::Publish(_)).then_some(())
+        })
+        .await
+        .expect("the live subscriber gets every message");
+        live_got += 1;
+    }
+    // "big" is over the size limit; "c" came when two were kept; replacing "a" is allowed.
+    assert_eq!(
+        retained_payloads(&addr, "retain-late", "retain/#").await,
+        [b"two".to_vec(), b"uno".to_vec()]
+    );
+    // Deleting one makes room again.
+    publisher
+        .publish("retain/b", QoS::AtLeastOnce, true, "")
+        .await
+        .expect("queued");
+    publisher
+        .publish("retain/c", QoS::AtLeastOnce, true, "tres")
+        .await
+        .expect("queued");
+    let mut acks = 0;
+    while acks < 2 {
+        wait_for(&mut events, |p| {
+            matches!(p, Packet::PubAck(_)).then_some(())
+        })
+        .await
+        .expect("PUBACK");
+        acks += 1;
+    }
+    assert_eq!(
+        retained_payloads(&addr, "retain-later", "retain/#").await,
+        [b"tres".to_vec(), b"uno".to_vec()]
+    );
 }

@@ -18,6 +18,13 @@ pub struct ConnectionLimits {
     /// Publishes a client may send per second, and their bytes (0: no limit).
     pub publish_messages_per_sec: u32,
     pub publish_bytes_per_sec: u64,
+    /// Bytes waiting to be written to all clients together past which QoS 0 messages
+    /// are dropped ([`super::output`]).
+    pub max_buffered_bytes: u64,
+    /// Retained messages the cluster keeps, and the largest retained payload (0: no
+    /// limit; [`super::retain_limits`]).
+    pub max_retained_messages: u64,
+    pub max_retained_payload: u32,
 }
 
 impl Default for ConnectionLimits {
@@ -28,6 +35,9 @@ impl Default for ConnectionLimits {
             connect_timeout: Duration::from_secs(10),
             publish_messages_per_sec: 0,
             publish_bytes_per_sec: 0,
+            max_buffered_bytes: 512 * 1024 * 1024,
+            max_retained_messages: 1_000_000,
+            max_retained_payload: 0,
         }
     }
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use futures_util::FutureExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
@@ -164,6 +165,11 @@ where
         tracing::info!(client = %plan.command.client_id, peer = %peer.addr, "will dropped: the ACL denies its topic");
         plan.command.will = None;
     }
+    if let Some(will) = &mut plan.command.will {
+        shared
+            .retain_limits
+            .apply(&state, &plan.command.client_id, &mut will.message);
+    }
     // A client that reconnects right after DISCONNECT (without waiting for the close) can
     // overtake its own DISCONNECT, still unread on the old connection here: give that
     // connection a moment to end its session first. A live old connection (a real
@@ -229,6 +235,13 @@ where
     );
     let mut session = Session::start(&plan, shared.limits, epoch, session_present);
     session.set_access(access);
+    if session_present && session.counts_subscriptions() {
+        match state.subscriptions(&client_id) {
+            Ok(held) => session.set_subscriptions(held.into_iter().map(|(filter, _)| filter)),
+            // Counted from none: the limit is then loose for this session, not wrong.
+            Err(e) => tracing::warn!(client = %client_id, "cannot read subscriptions: {e}"),
+        }
+    }
     let mut connection = Connection {
         shared: shared.clone(),
         reader: state,
@@ -336,6 +349,12 @@ impl Connection {
         // Bytes already buffered after the CONNECT.
         let mut input_ready = !buf.is_empty();
         let mut read_room = ReadRoom::new();
+        // What is being written, taken from the session's outbox; the session encodes into
+        // a fresh outbox meanwhile. The write is one branch of the `select!` below, so a
+        // client that does not read holds up nothing else: deliveries keep being taken
+        // (and its QoS 0 ones dropped past its limit), its keep-alive keeps counting.
+        let mut out = Writing::default();
+        let mut share = self.shared.output.share();
         loop {
             if input_ready {
                 // Still set when the publish rate stopped decoding with packets left.
@@ -343,22 +362,40 @@ impl Connection {
             }
             session.flush(&mut actions);
             self.execute(session, &mut actions).await;
-            if session.has_output() {
-                let out = session.outbox();
-                // One write then a flush: TLS and WebSocket streams hold what is written
-                // until flushed (a WebSocket frame goes out on flush).
-                if let Err(e) = write_out(&mut writer, &out, keep_alive).await {
-                    tracing::debug!(client = session.client_id(), "write failed: {e}");
-                    session.connection_lost(&mut actions);
-                    self.execute(session, &mut actions).await;
+            if out.idle() && session.has_output() {
+                out.start(session.outbox());
+            }
+            // The usual case: the socket takes it all at once, without a turn of the
+            // `select!`.
+            while !out.idle() {
+                match out.step(&mut writer).now_or_never() {
+                    None => break,
+                    Some(Ok(0)) if !out.bytes.is_empty() => {
+                        lost(session, &mut out, &mut actions, "write returned 0")
+                    }
+                    Some(Ok(n)) => out.done(n),
+                    Some(Err(e)) => lost(session, &mut out, &mut actions, &e.to_string()),
                 }
             }
+            if !actions.is_empty() {
+                // The write failed: the session's ending is carried out first.
+                continue;
+            }
             if let Some(end) = self.end {
-                let _ = stalls_after(Some(DISCONNECT_TIMEOUT), writer.flush()).await;
+                // The last packets (a DISCONNECT, a refusal) go out if the client takes them.
+                let rest = session.outbox();
+                let _ = write_out(&mut writer, &out.bytes, Some(DISCONNECT_TIMEOUT)).await;
+                let _ = write_out(&mut writer, &rest, Some(DISCONNECT_TIMEOUT)).await;
                 self.end_session(session, end).await;
                 let _ = stalls_after(Some(DISCONNECT_TIMEOUT), writer.shutdown()).await;
                 return;
             }
+            let over = share.set((out.bytes.len() + session.output_len()) as u64);
+            session.shed_qos0(over);
+            share.dropped_qos0(session.dropped_qos0());
+            // A client far behind on its output is not read until it catches up (its
+            // keep-alive still counts: one that neither reads nor writes is closed).
+            let backlogged = session.output_backlogged(out.bytes.len());
             // Over its publish rate, the client is not read until it is back under it
             // (its keep-alive waits as long).
             let hold = self
@@ -373,9 +410,20 @@ impl Connection {
                 .pending
                 .front()
                 .map(|(_, at, _)| *at + PROPOSAL_TIMEOUT);
+            let write_deadline = out.stalls_at(keep_alive);
             tokio::select! {
-                _ = sleep_until(hold.unwrap_or_else(far_future)), if hold.is_some() => {}
-                read = reader.read_buf(&mut buf), if hold.is_none() => match read {
+                step = out.step(&mut writer), if !out.idle() => match step {
+                    Ok(0) if !out.bytes.is_empty() => {
+                        lost(session, &mut out, &mut actions, "write returned 0")
+                    }
+                    Ok(n) => out.done(n),
+                    Err(e) => lost(session, &mut out, &mut actions, &e.to_string()),
+                },
+                _ = sleep_until(write_deadline.unwrap_or_else(far_future)), if write_deadline.is_some() => {
+                    lost(session, &mut out, &mut actions, "the client took nothing for its keep-alive grace");
+                }
+                _ = sleep_until(hold.unwrap_or_else(far_future)), if hold.is_some() && !backlogged => {}
+                read = reader.read_buf(&mut buf), if hold.is_none() && !backlogged => match read {
                     Ok(0) => session.connection_lost(&mut actions),
                     Ok(read) => {
                         read_room.after(read, room);
@@ -513,7 +561,14 @@ impl Connection {
         while !actions.is_empty() {
             for action in std::mem::take(actions) {
                 match action {
-                    Action::Propose(command, awaiting) => {
+                    Action::Propose(mut command, awaiting) => {
+                        if let Command::Publish(publish) = &mut command {
+                            self.shared.retain_limits.apply(
+                                &self.reader,
+                                session.client_id(),
+                                &mut publish.message,
+                            );
+                        }
                         match self.shared.cluster.proposer().submit(command).await {
                             Ok(outcome) => {
                                 self.pending.push_back((awaiting, Instant::now(), outcome))
@@ -599,9 +654,70 @@ impl Connection {
     }
 }
 
-/// Writes `out` and flushes. A client that takes none of it for `stall` (its keep-alive
-/// grace) is gone as surely as one that sent nothing for that long: while this waits the
-/// connection reads nothing and takes no delivery, so it must not wait forever.
+/// The bytes being written to the client, and since when it has taken none.
+#[derive(Default)]
+struct Writing {
+    bytes: BytesMut,
+    /// All written; a flush is due.
+    flushing: bool,
+    /// When the client last took something (or the write began).
+    progress: Option<Instant>,
+}
+
+impl Writing {
+    fn idle(&self) -> bool {
+        self.bytes.is_empty() && !self.flushing
+    }
+
+    fn start(&mut self, bytes: BytesMut) {
+        self.bytes = bytes;
+        self.progress = Some(Instant::now());
+    }
+
+    /// One write of what is left, or the flush once all is written: TLS and WebSocket
+    /// streams hold what is written until flushed (a WebSocket frame goes out on flush).
+    /// Either is cancel-safe, so it can be one branch of a `select!`. Returns the bytes
+    /// written (0 for the flush).
+    async fn step<W: AsyncWrite + Unpin>(&self, writer: &mut W) -> std::io::Result<usize> {
+        if self.bytes.is_empty() {
+            writer.flush().await.map(|()| 0)
+        } else {
+            writer.write(&self.bytes).await
+        }
+    }
+
+    /// After [`Writing::step`] returned `n`.
+    fn done(&mut self, n: usize) {
+        if self.bytes.is_empty() {
+            self.flushing = false;
+            self.progress = None;
+            // Given back rather than kept at the size of the largest burst.
+            self.bytes = BytesMut::new();
+            return;
+        }
+        let _ = self.bytes.split_to(n.min(self.bytes.len()));
+        self.progress = Some(Instant::now());
+        if self.bytes.is_empty() {
+            self.flushing = true;
+        }
+    }
+
+    /// A client that takes none of its output for its keep-alive grace is gone as surely
+    /// as one that sent nothing for that long.
+    fn stalls_at(&self, grace: Option<Duration>) -> Option<Instant> {
+        Some(self.progress? + grace?)
+    }
+}
+
+/// The connection is gone: what is left unwritten is dropped with it.
+fn lost(session: &mut Session, out: &mut Writing, actions: &mut Vec<Action>, why: &str) {
+    tracing::debug!(client = session.client_id(), "write failed: {why}");
+    *out = Writing::default();
+    let _ = session.outbox();
+    session.connection_lost(actions);
+}
+
+/// Writes `out` and flushes, giving up when the client takes none of it for `stall`.
 async fn write_out<W: AsyncWrite + Unpin>(
     writer: &mut W,
     out: &[u8],

@@ -8,9 +8,11 @@
 mod admission;
 mod clients;
 mod connection;
+mod output;
 mod qos0;
 mod rate;
 mod registry;
+mod retain_limits;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -78,6 +80,9 @@ pub(crate) struct Shared {
     pub(crate) acl: AclHandle,
     pub(crate) admission: Arc<admission::Admission>,
     pub(crate) clients: clients::Clients,
+    pub(crate) retain_limits: retain_limits::RetainLimits,
+    /// What all connections have encoded for their clients and not yet written.
+    pub(crate) output: Arc<output::OutputBudget>,
     ready: AtomicBool,
     /// Draining: CONNECTs are refused and the health check reports 503.
     draining: AtomicBool,
@@ -213,6 +218,11 @@ impl Broker {
             auth: Authenticator::new(config.auth),
             acl: config.acl,
             admission: admission::Admission::new(config.connections),
+            output: output::OutputBudget::new(config.connections.max_buffered_bytes),
+            retain_limits: retain_limits::RetainLimits::new(
+                config.connections.max_retained_messages,
+                config.connections.max_retained_payload as usize,
+            ),
             clients: clients::Clients::default(),
             ready: AtomicBool::new(false),
             draining: AtomicBool::new(false),
@@ -308,12 +318,32 @@ pub struct BrokerStatus {
     pub connections: usize,
 }
 
+/// See [`BrokerHandle::output`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputStats {
+    /// Bytes encoded for clients and not yet written to them.
+    pub buffered_bytes: u64,
+    /// QoS 0 messages dropped because their subscriber was not reading, since start.
+    pub dropped_qos0: u64,
+    /// Messages published but not retained (retained store limits), since start.
+    pub not_retained: u64,
+}
+
 impl BrokerHandle {
     pub fn status(&self) -> BrokerStatus {
         BrokerStatus {
             accepting: self.shared.ready.load(Ordering::Acquire),
             draining: self.shared.draining.load(Ordering::Acquire),
             connections: self.shared.registry.connections(),
+        }
+    }
+
+    /// What this node holds for clients that are slow to read, and what it dropped.
+    pub fn output(&self) -> OutputStats {
+        OutputStats {
+            buffered_bytes: self.shared.output.total(),
+            dropped_qos0: self.shared.output.dropped_qos0(),
+            not_retained: self.shared.retain_limits.refused(),
         }
     }
 

@@ -35,6 +35,34 @@ pub struct LimitArgs {
     /// The most levels in a topic name or filter.
     #[arg(long, default_value_t = 32, env = "RAFTMQ_MAX_TOPIC_LEVELS")]
     pub max_topic_levels: u16,
+    /// Payload bytes a transient session keeps waiting beyond its in-flight window; past
+    /// it the oldest waiting messages are dropped and counted.
+    #[arg(long, default_value_t = 64 * 1024 * 1024, env = "RAFTMQ_MAX_QUEUED_BYTES")]
+    pub max_queued_bytes: u64,
+    /// Bytes waiting to be written to one client past which its QoS 0 messages are
+    /// dropped (counted) and its own packets are not read until it takes some.
+    #[arg(long, default_value_t = 4 * 1024 * 1024, env = "RAFTMQ_MAX_OUTPUT_BUFFER")]
+    pub max_output_buffer: u32,
+    /// Bytes waiting to be written to all clients of this node together past which every
+    /// client's QoS 0 messages are dropped (counted) until the total is back under it.
+    #[arg(long, default_value_t = 512 * 1024 * 1024, env = "RAFTMQ_MAX_BUFFERED_BYTES")]
+    pub max_buffered_bytes: u64,
+    /// Subscriptions one session may hold (0: no limit); a filter past it gets SUBACK
+    /// 0x97 quota exceeded (3.1.1: 0x80).
+    #[arg(long, default_value_t = 1000, env = "RAFTMQ_MAX_SUBSCRIPTIONS")]
+    pub max_subscriptions: u32,
+    /// Retained messages the cluster keeps (0: no limit); past it a new retained topic's
+    /// message is published but not retained, and counted.
+    #[arg(
+        long,
+        default_value_t = 1_000_000,
+        env = "RAFTMQ_MAX_RETAINED_MESSAGES"
+    )]
+    pub max_retained_messages: u64,
+    /// The largest payload retained, bytes (0: only --max-packet-size bounds it); a
+    /// larger one is published but not retained, and counted.
+    #[arg(long, default_value_t = 0, env = "RAFTMQ_MAX_RETAINED_PAYLOAD")]
+    pub max_retained_payload: u32,
     /// PUBLISH packets one client may send per second (0: no limit). A faster client is
     /// slowed: its socket is not read until it is back under the rate.
     #[arg(long, default_value_t = 0, env = "RAFTMQ_MAX_PUBLISH_RATE")]
@@ -52,6 +80,9 @@ impl LimitArgs {
             connect_timeout: Duration::from_millis(self.connect_timeout_ms.max(1)),
             publish_messages_per_sec: self.max_publish_rate,
             publish_bytes_per_sec: self.max_publish_bytes_rate,
+            max_buffered_bytes: self.max_buffered_bytes,
+            max_retained_messages: self.max_retained_messages,
+            max_retained_payload: self.max_retained_payload,
         }
     }
 }

@@ -193,7 +193,34 @@ impl Session {
         for (i, (filter, options)) in subscribe.filters.iter().enumerate() {
             match verdict(filter) {
                 Some(reason) => refused.push((i, reason)),
-                None => allowed.push((filter, options)),
+                None => allowed.push((i, filter, options)),
+            }
+        }
+        // New filters past the subscription limit: quota exceeded.
+        if let Some(held) = &mut self.filters {
+            let max = self.limits.max_subscriptions as usize;
+            let mut proposed = Vec::new();
+            let mut kept = Vec::new();
+            for (i, filter, options) in allowed {
+                if held.contains(filter.as_str()) || held.len() < max {
+                    held.insert(filter.clone());
+                    proposed.push(filter.clone());
+                    kept.push((i, filter, options));
+                } else {
+                    refused.push((
+                        i,
+                        match self.protocol {
+                            Protocol::V5 => ReasonCode::QuotaExceeded,
+                            Protocol::V311 => ReasonCode::UnspecifiedError,
+                        },
+                    ));
+                }
+            }
+            refused.sort_by_key(|(i, _)| *i);
+            allowed = kept;
+            if !proposed.is_empty() {
+                self.proposed_filters
+                    .insert(subscribe.packet_id.get(), proposed);
             }
         }
         if allowed.is_empty() {
@@ -213,7 +240,7 @@ impl Session {
             epoch: self.epoch,
             filters: allowed
                 .into_iter()
-                .map(|(filter, options)| (filter.clone(), (*options).into()))
+                .map(|(_, filter, options)| (filter.clone(), (*options).into()))
                 .collect(),
             subscription_id: subscribe
                 .properties
@@ -229,6 +256,11 @@ impl Session {
     }
 
     pub(super) fn unsubscribe(&mut self, unsubscribe: Unsubscribe, actions: &mut Vec<Action>) {
+        if let Some(held) = &mut self.filters {
+            for filter in &unsubscribe.filters {
+                held.remove(filter);
+            }
+        }
         let command = Command::Unsubscribe {
             client_id: self.client_id.clone(),
             epoch: self.epoch,
@@ -290,6 +322,16 @@ impl Session {
         let Outcome::Subscribed { reasons, .. } = outcome else {
             return self.unexpected(outcome);
         };
+        // Filters the cluster refused do not count against the subscription limit.
+        if let (Some(held), Some(proposed)) =
+            (&mut self.filters, self.proposed_filters.remove(&id.get()))
+        {
+            for (filter, code) in proposed.iter().zip(reasons) {
+                if *code >= 0x80 {
+                    held.remove(filter);
+                }
+            }
+        }
         let mut reasons: Vec<ReasonCode> = reasons
             .iter()
             .map(|code| ReasonCode::from_u8(*code).unwrap_or(ReasonCode::UnspecifiedError))

@@ -18,7 +18,7 @@ mod outbound;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -43,6 +43,16 @@ pub struct Limits {
     pub max_inflight: u16,
     /// Messages a session keeps beyond its window; the oldest waiting one is dropped.
     pub max_queued_messages: u32,
+    /// Bytes of payload a transient session keeps waiting beyond its window; past it the
+    /// oldest waiting messages are dropped.
+    pub max_queued_bytes: u64,
+    /// Bytes encoded for a client and not yet taken by it (its socket is not draining)
+    /// past which its QoS 0 messages are dropped, and its own packets are not read
+    /// until it takes some: a subscriber that does not read cannot grow the node.
+    pub max_output_buffer: u32,
+    /// Subscriptions one session may hold (0: no limit); a filter past it gets SUBACK
+    /// 0x97 (3.1.1: 0x80).
+    pub max_subscriptions: u32,
     /// The longest keep-alive a v5 client is granted.
     pub max_keep_alive: u16,
     /// Topic aliases a client may use towards the server.
@@ -70,6 +80,9 @@ impl Default for Limits {
             receive_maximum: 1024,
             max_inflight: 32,
             max_queued_messages: 1000,
+            max_queued_bytes: 64 * 1024 * 1024,
+            max_output_buffer: 4 * 1024 * 1024,
+            max_subscriptions: 1000,
             max_keep_alive: u16::MAX,
             topic_alias_maximum: 64,
             max_client_id_len: 256,
@@ -179,6 +192,13 @@ pub struct Session {
     acked: Vec<u16>,
     /// Transient messages dropped because the waiting line was full.
     dropped: u64,
+    /// Payload bytes in `waiting`.
+    waiting_bytes: u64,
+    /// QoS 0 messages dropped because the client was not taking what it was sent.
+    dropped_qos0: u64,
+    /// Set by the connection while the node as a whole holds too much unsent output: QoS 0
+    /// messages are dropped whatever this client's own backlog.
+    shed_qos0: bool,
     outbox: BytesMut,
     closed: bool,
     /// What the client may publish, subscribe to and receive (`None`: anything).
@@ -186,6 +206,11 @@ pub struct Session {
     /// Per SUBSCRIBE in the cluster: the positions of the filters refused here (ACL, size
     /// limits), left out of the command, and the reason each gets in the SUBACK.
     refused_filters: BTreeMap<u16, Vec<(usize, ReasonCode)>>,
+    /// The session's filters, kept only under a subscription limit: counted as soon as
+    /// they are proposed, forgotten again if the cluster refuses them.
+    filters: Option<BTreeSet<String>>,
+    /// Per SUBSCRIBE in the cluster under that limit: the filters proposed, in order.
+    proposed_filters: BTreeMap<u16, Vec<String>>,
 }
 
 impl Session {
@@ -212,10 +237,15 @@ impl Session {
             outbound_aliases: BTreeMap::new(),
             acked: Vec::new(),
             dropped: 0,
+            waiting_bytes: 0,
+            dropped_qos0: 0,
+            shed_qos0: false,
             outbox: BytesMut::with_capacity(4096),
             closed: false,
             access: None,
             refused_filters: BTreeMap::new(),
+            filters: (limits.max_subscriptions > 0).then(BTreeSet::new),
+            proposed_filters: BTreeMap::new(),
         };
         let ack = connack(plan, &limits, session_present);
         session.send(&Packet::ConnAck(ack));
@@ -224,6 +254,20 @@ impl Session {
 
     pub fn client_id(&self) -> &str {
         &self.client_id
+    }
+
+    /// The subscriptions a resumed session already holds in the cluster, counted against
+    /// the subscription limit.
+    pub fn set_subscriptions(&mut self, filters: impl IntoIterator<Item = String>) {
+        if let Some(held) = &mut self.filters {
+            held.extend(filters);
+        }
+    }
+
+    /// Whether the subscription limit applies, so the caller need not read the
+    /// subscriptions for [`Session::set_subscriptions`].
+    pub fn counts_subscriptions(&self) -> bool {
+        self.filters.is_some()
     }
 
     /// Holds the client to these access rules from now on.
@@ -254,6 +298,28 @@ impl Session {
     /// Transient messages dropped because the client was too slow.
     pub fn dropped(&self) -> u64 {
         self.dropped
+    }
+
+    /// QoS 0 messages dropped because the client was not taking its output.
+    pub fn dropped_qos0(&self) -> u64 {
+        self.dropped_qos0
+    }
+
+    /// Drops QoS 0 deliveries from now on (`true`) or only past this client's own limit.
+    pub fn shed_qos0(&mut self, shed: bool) {
+        self.shed_qos0 = shed;
+    }
+
+    /// Bytes encoded and not yet taken with [`Session::outbox`].
+    pub fn output_len(&self) -> usize {
+        self.outbox.len()
+    }
+
+    /// Whether the client is so far behind on its output that its input should wait:
+    /// twice the QoS 0 limit, so what cannot be dropped (acknowledgements, QoS 1/2 within
+    /// the window) has room before it.
+    pub fn output_backlogged(&self, also_pending: usize) -> bool {
+        self.outbox.len() + also_pending >= 2 * self.limits.max_output_buffer as usize
     }
 
     pub fn is_closed(&self) -> bool {

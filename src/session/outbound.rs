@@ -93,22 +93,48 @@ impl Session {
             return;
         }
         if direct.qos == 0 {
-            self.send_direct(&direct, None, now);
+            // MQTT lets a server drop QoS 0 messages; keeping them for a client that does
+            // not read would let one subscriber grow the node without bound.
+            if self.shed_qos0 || self.outbox.len() >= self.limits.max_output_buffer as usize {
+                self.dropped_qos0 += 1;
+            } else {
+                self.send_direct(&direct, None, now);
+            }
             return;
         }
         if self.waiting.is_empty() && self.in_flight.len() < usize::from(self.window) {
             self.send_direct_in_window(direct, now);
             return;
         }
-        if self.waiting.len() >= self.limits.max_queued_messages as usize {
-            self.waiting.pop_front();
+        let size = direct.message.payload.len() as u64;
+        if self.limits.max_queued_messages == 0 || size > self.limits.max_queued_bytes {
+            self.dropped += 1;
+            return;
+        }
+        // The oldest waiting messages make room.
+        while self.waiting.len() >= self.limits.max_queued_messages as usize
+            || self.waiting_bytes + size > self.limits.max_queued_bytes
+        {
+            if self.pop_waiting().is_none() {
+                break;
+            }
             self.dropped += 1;
         }
+        self.waiting_bytes += size;
         self.waiting.push_back(direct);
+    }
+
+    fn pop_waiting(&mut self) -> Option<DirectMessage> {
+        let direct = self.waiting.pop_front()?;
+        self.waiting_bytes = self
+            .waiting_bytes
+            .saturating_sub(direct.message.payload.len() as u64);
+        Some(direct)
     }
 
     fn send_direct_in_window(&mut self, direct: DirectMessage, now: Millis) {
         let Some(id) = self.free_packet_id() else {
+            self.waiting_bytes += direct.message.payload.len() as u64;
             self.waiting.push_front(direct);
             return;
         };
@@ -162,7 +188,7 @@ impl Session {
     /// A transient message left the window: the next waiting one takes its place.
     fn fill_window(&mut self, now: Millis) {
         while self.in_flight.len() < usize::from(self.window) {
-            let Some(next) = self.waiting.pop_front() else {
+            let Some(next) = self.pop_waiting() else {
                 return;
             };
             self.send_direct_in_window(next, now);

@@ -7,9 +7,9 @@ use serde::de::DeserializeOwned;
 
 use super::tables::{
     BROKER, BrokerMeta, IN_FLIGHT, INBOUND, KeyReader, MESSAGE_REFS, MESSAGES, META_KEY,
-    MessageRefs, QUEUED, QUEUES, QueueEntry, QueueRecord, RETAINED, SESSIONS, SUBSCRIPTIONS,
-    SessionRecord, StoredMessage, SubscriptionRecord, USERS, UserRecord, WILLS, client_key,
-    client_packet_key, decode,
+    MessageRefs, QUEUED, QUEUES, QueueEntry, QueueRecord, RETAINED, RETAINED_COUNT_KEY, SESSIONS,
+    SUBSCRIPTIONS, SessionRecord, StoredMessage, SubscriptionRecord, USERS, UserRecord, WILLS,
+    client_key, client_packet_key, decode,
 };
 use crate::cluster::command::{Millis, OutboundEntry, WillMessage};
 use crate::mqtt::topic::matches;
@@ -42,6 +42,16 @@ impl BrokerReader {
     /// remaining expiry interval is `expires_at - clock`.
     pub fn clock(&self) -> Result<Millis, StoreError> {
         Ok(self.meta()?.clock)
+    }
+
+    /// Whether `topic` has a retained message (expired or not), from one key.
+    pub fn is_retained(&self, topic: &str) -> Result<bool, StoreError> {
+        Ok(self.state.get(RETAINED, topic.as_bytes())?.is_some())
+    }
+
+    /// The number of retained messages, from one record.
+    pub fn retained_count(&self) -> Result<u64, StoreError> {
+        Ok(self.get(BROKER, RETAINED_COUNT_KEY)?.unwrap_or(0))
     }
 
     /// The number of sessions, online and offline, from one record.

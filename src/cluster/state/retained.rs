@@ -13,8 +13,8 @@ use serde::Serialize;
 use super::Apply;
 use super::publish::Recipient;
 use super::tables::{
-    CorruptState, MESSAGE_EXPIRY, MESSAGE_REFS, MESSAGES, MessageRefs, RETAINED, StoredMessage,
-    SubscriptionRecord, decode, time_id_key,
+    BROKER, CorruptState, MESSAGE_EXPIRY, MESSAGE_REFS, MESSAGES, MessageRefs, RETAINED,
+    RETAINED_COUNT_KEY, StoredMessage, SubscriptionRecord, decode, time_id_key,
 };
 use crate::cluster::command::{Delivery, Message, Millis};
 use crate::mqtt::topic::matches;
@@ -142,7 +142,13 @@ impl Apply<'_, '_> {
         let old: Option<u64> = self.get(RETAINED, topic.as_bytes())?;
         if out.message.payload.is_empty() {
             self.remove(RETAINED, topic.as_bytes());
+            if old.is_some() {
+                self.count_retained(-1)?;
+            }
         } else {
+            if old.is_none() {
+                self.count_retained(1)?;
+            }
             let id = self.message_id(out)?;
             self.add_ref(id)?;
             self.put(RETAINED, topic.as_bytes(), &id)?;
@@ -160,8 +166,20 @@ impl Apply<'_, '_> {
             return Ok(false);
         }
         self.remove(RETAINED, topic.as_bytes());
+        self.count_retained(-1)?;
         self.drop_ref(id)?;
         Ok(true)
+    }
+
+    /// Moves the retained message count by one.
+    fn count_retained(&mut self, step: i8) -> Result<(), StoreError> {
+        let count: u64 = self.get(BROKER, RETAINED_COUNT_KEY)?.unwrap_or(0);
+        let count = if step > 0 {
+            count + 1
+        } else {
+            count.saturating_sub(1)
+        };
+        self.put(BROKER, RETAINED_COUNT_KEY, &count)
     }
 
     /// Sends the retained messages matching a new subscription's filter to its session,

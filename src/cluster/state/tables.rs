@@ -9,6 +9,7 @@
 //! | table | key | value |
 //! |---|---|---|
 //! | `BROKER` | `b"meta"` | [`BrokerMeta`]: clock, epoch / message id counters, session count |
+//! | `BROKER` | `b"retained"` | u64: the number of retained messages |
 //! | `SESSIONS` | client | [`SessionRecord`] |
 //! | `WILLS` | client | [`WillMessage`] of the connection, or its pending delayed will |
 //! | `SUBSCRIPTIONS` | client ++ filter text | [`SubscriptionRecord`] |
@@ -67,6 +68,9 @@ pub struct UserRecord {
 
 /// The key of the [`BrokerMeta`] record in `BROKER`.
 pub(crate) const META_KEY: &[u8] = b"meta";
+/// The key of the retained message count in `BROKER` (beside the meta record, whose
+/// encoding it leaves as it was).
+pub(crate) const RETAINED_COUNT_KEY: &[u8] = b"retained";
 
 /// State that is not any one session's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
