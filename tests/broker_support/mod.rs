@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use raftmq::local_cluster::LocalCluster;
 
 pub(crate) mod certs;
+pub(crate) mod proxy_header;
 
 /// Raft timeouts that hold on a loaded 2-core machine while tests run in parallel.
 pub(crate) const TEST_NODE_ARGS: &[&str] = &[

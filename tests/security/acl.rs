@@ -3,7 +3,8 @@
 //! PUBLISH gets 5.0 PUBACK 0x87 (3.1.1 a plain PUBACK) and reaches nobody; a subscription
 //! to `#` is not sent the topics a deny-subscribe rule covers; `%u` gives each user their
 //! own subtree; a network rule holds clients from 127.0.0.2 (QoS 1 and 2); retained
-//! messages are checked when sent on SUBSCRIBE; file rules come before the cluster's.
+//! messages are checked when sent on SUBSCRIBE; file rules come before the cluster's;
+//! `%c` holds for shared subscriptions too.
 
 use raftmq::mqtt::{Protocol, QoS, ReasonCode};
 use serde_json::Value;
@@ -234,4 +235,44 @@ async fn cluster_rules_set_with_the_cli_apply_after_the_file_rules() {
     publisher.publish_ok("open/after", "control").await;
     watcher.expect_message("open/after", "control").await;
     watcher.expect_quiet("nothing blocked or classified").await;
+}
+
+/// `%c` in a rule, for workers that share one group but each get only their own jobs.
+const WORKER_RULES: &str = r##"
+[[rule]]
+permission = "allow"
+action = "subscribe"
+topics = ["jobs/%c/#"]
+
+[[rule]]
+permission = "deny"
+action = "subscribe"
+topics = ["jobs/#"]
+"##;
+
+#[tokio::test]
+async fn client_id_rules_hold_for_shared_subscriptions() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = acl_file(&dir, "acl.toml", WORKER_RULES);
+    let cluster = start_node(&["--acl-file", file.to_str().expect("UTF-8 path")]).await;
+    let addr = cluster.nodes[0].mqtt_addr.as_str();
+    let worker = unique("worker");
+    let mut client = v5_anonymous(&worker, addr).await;
+    let own = format!("$share/pool/jobs/{worker}/#");
+    let other = "$share/pool/jobs/someone-else/#";
+    assert_eq!(
+        client
+            .subscribe_many(&[(&own, 1), (other, 1), ("$share/pool/jobs/#", 1)])
+            .await,
+        [1, 0x80, 0x80],
+        "only the worker's own subtree, shared or not"
+    );
+    let mut publisher = v5_anonymous(&unique("dispatch"), addr).await;
+    let topic = format!("jobs/{worker}/1");
+    publisher.publish_ok(&topic, "job").await;
+    client.expect_message(&topic, "job").await;
+    publisher
+        .publish_ok("jobs/someone-else/1", "not yours")
+        .await;
+    client.expect_quiet("another worker's job").await;
 }

@@ -75,6 +75,11 @@ impl Wire {
         }
     }
 
+    /// Writes `bytes` as they are (a PROXY header before the CONNECT).
+    pub(crate) async fn write_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.expect("write");
+    }
+
     /// Sends `connect`; the CONNACK.
     pub(crate) async fn connect(&mut self, connect: Connect) -> ConnAck {
         let id = connect.client_id.clone();

@@ -2,11 +2,9 @@
 //! address, and with v2 the certificate it verified) is what `/clients` shows, and only
 //! connections from trusted balancers that start with a header get an MQTT session.
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use ppp::v2::WriteToHeader;
-use ppp::v2::{Builder, Command, IPv4, Protocol as Transport, Type, TypeLengthValue, Version};
 use raftmq::local_cluster::LocalCluster;
 use raftmq::mqtt::{Protocol, ReasonCode};
 use serde_json::Value;
@@ -14,50 +12,11 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::Instant;
 
+use crate::broker_support::proxy_header::{source, ssl_tlv, v1_header, v2_header};
 use crate::broker_support::{TEST_NODE_ARGS, raftmq_binary};
 use crate::http::wait_client;
 use crate::wire::{self, Wire, connect_packet};
 use crate::{WAIT, unique};
-
-/// A v1 header for a TCP4 client at `source`.
-fn v1_header(source: SocketAddrV4) -> Vec<u8> {
-    format!(
-        "PROXY TCP4 {} 127.0.0.1 {} 1883\r\n",
-        source.ip(),
-        source.port()
-    )
-    .into_bytes()
-}
-
-/// A v2 PROXY header for a TCP4 client at `source`, with a PP2_TYPE_SSL TLV if `ssl` is
-/// given.
-fn v2_header(source: SocketAddrV4, ssl: Option<&[u8]>) -> Vec<u8> {
-    let addresses = IPv4::new(*source.ip(), Ipv4Addr::LOCALHOST, source.port(), 1883);
-    let mut header =
-        Builder::with_addresses(Version::Two | Command::Proxy, Transport::Stream, addresses);
-    if let Some(value) = ssl {
-        header = header.write_tlv(Type::SSL, value).expect("SSL TLV");
-    }
-    header.build().expect("v2 header")
-}
-
-/// The value of a PP2_TYPE_SSL TLV: the client spoke TLS to the balancer and showed a
-/// certificate named `cn`, which the balancer verified (`verify` 0) or not.
-fn ssl_tlv(cn: &str, verify: u32) -> Vec<u8> {
-    const PP2_CLIENT_SSL: u8 = 0x01;
-    const PP2_CLIENT_CERT_CONN: u8 = 0x02;
-    let mut value = vec![PP2_CLIENT_SSL | PP2_CLIENT_CERT_CONN];
-    value.extend(verify.to_be_bytes());
-    for (kind, text) in [(Type::SSLVersion, "TLSv1.3"), (Type::SSLCommonName, cn)] {
-        let sub = TypeLengthValue::new(kind, text.as_bytes());
-        value.extend(sub.to_bytes().expect("SSL sub-TLV"));
-    }
-    value
-}
-
-fn source(ip: [u8; 4], port: u16) -> SocketAddrV4 {
-    SocketAddrV4::new(Ipv4Addr::from(ip), port)
-}
 
 /// A TCP connection to `addr` from `from` (any 127.0.0.0/8 address is on loopback) that
 /// has sent `header`; its local address is what the node sees as the balancer.
