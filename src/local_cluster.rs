@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 use crate::cluster::admin;
+use crate::cluster::network::ClusterAccess;
 use crate::cluster::proto::pb;
-use crate::cluster::secret::ClusterSecret;
+use crate::config::{ClusterAccessArgs, ClusterSecretArgs, ClusterTlsArgs};
 
 /// One node process and where it lives.
 pub struct LocalNode {
@@ -53,6 +54,8 @@ pub struct LocalCluster {
     binary: PathBuf,
     root: tempfile::TempDir,
     extra: Vec<String>,
+    /// What the nodes require of calls to their cluster port, from `extra`.
+    access: ClusterAccess,
     pub nodes: Vec<LocalNode>,
 }
 
@@ -106,6 +109,7 @@ impl LocalCluster {
             binary: binary.to_path_buf(),
             root,
             extra: extra.to_vec(),
+            access: access_in(extra)?,
             nodes: Vec::new(),
         };
         for i in 0..size {
@@ -261,21 +265,10 @@ impl LocalCluster {
         }
     }
 
-    /// The cluster secret the nodes were given (`--cluster-secret` in the extra
-    /// arguments), which calls to their cluster service must carry.
-    pub fn secret(&self) -> ClusterSecret {
-        let given = self
-            .extra
-            .iter()
-            .position(|a| a == "--cluster-secret")
-            .and_then(|at| self.extra.get(at + 1))
-            .cloned()
-            .or_else(|| {
-                self.extra
-                    .iter()
-                    .find_map(|a| a.strip_prefix("--cluster-secret=").map(str::to_string))
-            });
-        ClusterSecret::new(given)
+    /// What calls to the nodes' cluster ports carry: the secret and TLS identity the
+    /// nodes were given (`--cluster-secret`, `--cluster-tls-*` in the extra arguments).
+    pub fn access(&self) -> &ClusterAccess {
+        &self.access
     }
 
     pub fn is_running(&self, index: usize) -> bool {
@@ -283,7 +276,7 @@ impl LocalCluster {
     }
 
     pub async fn status(&self, index: usize) -> anyhow::Result<pb::StatusResponse> {
-        Ok(admin::status(&self.nodes[index].cluster_addr, &self.secret()).await?)
+        Ok(admin::status(&self.nodes[index].cluster_addr, &self.access).await?)
     }
 
     /// The index of the node that a running node names as leader and that agrees itself.
@@ -352,6 +345,36 @@ impl LocalCluster {
     pub fn root(&self) -> &Path {
         self.root.path()
     }
+}
+
+/// The value of `flag` in `args`, given as `--flag value` or `--flag=value`.
+fn flag_value(args: &[String], flag: &str) -> Option<String> {
+    let prefix = format!("{flag}=");
+    args.iter().enumerate().find_map(|(at, arg)| {
+        if arg == flag {
+            args.get(at + 1).cloned()
+        } else {
+            arg.strip_prefix(&prefix).map(str::to_string)
+        }
+    })
+}
+
+/// The cluster access the node arguments `args` set up.
+fn access_in(args: &[String]) -> anyhow::Result<ClusterAccess> {
+    let path = |flag| flag_value(args, flag).map(PathBuf::from);
+    let settings = ClusterAccessArgs {
+        secret: ClusterSecretArgs {
+            cluster_secret: flag_value(args, "--cluster-secret"),
+            cluster_secret_file: path("--cluster-secret-file"),
+        },
+        tls: ClusterTlsArgs {
+            cluster_tls_cert: path("--cluster-tls-cert"),
+            cluster_tls_key: path("--cluster-tls-key"),
+            cluster_tls_ca: path("--cluster-tls-ca"),
+            cluster_tls_server_name: flag_value(args, "--cluster-tls-server-name"),
+        },
+    };
+    Ok(settings.access()?)
 }
 
 impl Drop for LocalCluster {

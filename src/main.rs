@@ -37,7 +37,7 @@ async fn cluster(command: ClusterCommand) -> anyhow::Result<()> {
     use raftmq::cluster::admin;
     match command {
         ClusterCommand::Status { target, json } => {
-            let status = admin::status(&target.node, &target.secret.secret()?).await?;
+            let status = admin::status(&target.node, &target.access.access()?).await?;
             if json {
                 println!("{}", admin::status_json(&status));
             } else {
@@ -45,11 +45,11 @@ async fn cluster(command: ClusterCommand) -> anyhow::Result<()> {
             }
         }
         ClusterCommand::Join { seed, target } => {
-            let members = admin::join(&target.node, &seed, &target.secret.secret()?).await?;
+            let members = admin::join(&target.node, &seed, &target.access.access()?).await?;
             println!("joined: {} members", members.len());
         }
         ClusterCommand::Leave { target } => {
-            let members = admin::leave(&target.node, &target.secret.secret()?).await?;
+            let members = admin::leave(&target.node, &target.access.access()?).await?;
             println!("left: {} members remain", members.len());
         }
     }

@@ -24,10 +24,13 @@ pub async fn node(args: &RunArgs) -> anyhow::Result<()> {
              (set allow_anonymous = false and add users with `raftmq user add`)"
         );
     }
-    if !config.secret.is_set() && !config.listen.ip().is_loopback() {
+    if !config.access.secret.is_set()
+        && config.access.tls.is_none()
+        && !config.listen.ip().is_loopback()
+    {
         tracing::warn!(
             listen = %config.listen,
-            "the cluster port trusts whoever reaches it: set cluster_secret (or keep 5370 on a private network only)"
+            "the cluster port trusts whoever reaches it: set cluster_tls_cert, cluster_tls_key and cluster_tls_ca (mutual TLS) or cluster_secret, or keep 5370 on a private network only"
         );
     }
     let acl = broker_config.acl.clone();

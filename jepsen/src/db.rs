@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use raftmq::cluster::admin;
-use raftmq::cluster::secret::ClusterSecret;
+use raftmq::cluster::network::ClusterAccess;
 use raftmq::local_cluster::free_port;
 use tokio::time::Instant;
 
@@ -204,7 +204,7 @@ impl Db {
         let addr = self.nodes[index].cluster_addr.to_string();
         let left = tokio::time::timeout(
             Duration::from_secs(40),
-            admin::leave(&addr, &ClusterSecret::default()),
+            admin::leave(&addr, &ClusterAccess::default()),
         )
         .await
         .map_err(|_| anyhow::anyhow!("leave timed out"))
@@ -229,7 +229,7 @@ impl Db {
         let addr = self.nodes[index].cluster_addr.to_string();
         tokio::time::timeout(
             Duration::from_secs(2),
-            admin::status(&addr, &ClusterSecret::default()),
+            admin::status(&addr, &ClusterAccess::default()),
         )
         .await
         .ok()
@@ -278,7 +278,7 @@ impl Db {
             }
             let status = tokio::time::timeout(
                 Duration::from_secs(2),
-                admin::status(&node.cluster_addr.to_string(), &ClusterSecret::default()),
+                admin::status(&node.cluster_addr.to_string(), &ClusterAccess::default()),
             )
             .await;
             if let Ok(Ok(status)) = status
@@ -297,7 +297,7 @@ impl Db {
             for node in self.nodes.iter().filter(|n| n.is_running() && !n.paused) {
                 if let Ok(Ok(status)) = tokio::time::timeout(
                     Duration::from_secs(2),
-                    admin::status(&node.cluster_addr.to_string(), &ClusterSecret::default()),
+                    admin::status(&node.cluster_addr.to_string(), &ClusterAccess::default()),
                 )
                 .await
                     && status.leader.is_some()
@@ -323,7 +323,7 @@ impl Db {
             for node in self.nodes.iter().filter(|n| n.is_running()) {
                 match tokio::time::timeout(
                     Duration::from_secs(2),
-                    admin::status(&node.cluster_addr.to_string(), &ClusterSecret::default()),
+                    admin::status(&node.cluster_addr.to_string(), &ClusterAccess::default()),
                 )
                 .await
                 {

@@ -4,9 +4,8 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use super::network::ClusterNetwork;
+use super::network::{ClusterAccess, ClusterNetwork, describe};
 use super::proto::pb;
-use super::secret::ClusterSecret;
 
 /// Why a cluster command failed.
 #[derive(Debug, Error)]
@@ -18,7 +17,7 @@ pub enum AdminError {
 fn failed(node: &str) -> impl Fn(tonic::Status) -> AdminError + '_ {
     move |status| AdminError::Node {
         node: node.to_string(),
-        message: format!("{} ({:?})", status.message(), status.code()),
+        message: format!("{} ({:?})", describe(&status), status.code()),
     }
 }
 
@@ -29,8 +28,8 @@ fn request<T>(message: T, timeout: Duration) -> tonic::Request<T> {
 }
 
 /// The status of the node at `node`.
-pub async fn status(node: &str, secret: &ClusterSecret) -> Result<pb::StatusResponse, AdminError> {
-    let mut client = ClusterNetwork::new(None, secret.clone())
+pub async fn status(node: &str, access: &ClusterAccess) -> Result<pb::StatusResponse, AdminError> {
+    let mut client = ClusterNetwork::new(None, access.clone())
         .client(node)
         .map_err(failed(node))?;
     let reply = client
@@ -44,9 +43,9 @@ pub async fn status(node: &str, secret: &ClusterSecret) -> Result<pb::StatusResp
 pub async fn join(
     node: &str,
     seed: &str,
-    secret: &ClusterSecret,
+    access: &ClusterAccess,
 ) -> Result<Vec<pb::Member>, AdminError> {
-    let mut client = ClusterNetwork::new(None, secret.clone())
+    let mut client = ClusterNetwork::new(None, access.clone())
         .client(node)
         .map_err(failed(node))?;
     // Joining waits for the new node to catch up before it becomes a voter.
@@ -61,9 +60,9 @@ pub async fn join(
 }
 
 /// Removes the node at `node` from its cluster; returns the members after.
-pub async fn leave(node: &str, secret: &ClusterSecret) -> Result<Vec<pb::Member>, AdminError> {
-    let id = status(node, secret).await?.node_id;
-    let mut client = ClusterNetwork::new(None, secret.clone())
+pub async fn leave(node: &str, access: &ClusterAccess) -> Result<Vec<pb::Member>, AdminError> {
+    let id = status(node, access).await?.node_id;
+    let mut client = ClusterNetwork::new(None, access.clone())
         .client(node)
         .map_err(failed(node))?;
     let reply = client

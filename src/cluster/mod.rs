@@ -14,7 +14,8 @@
 //! - [`handoff`]: a draining leader hands leadership to a caught-up voter.
 //! - [`clock`]: the leader's periodic `Tick`, and `NodeDown` for removed nodes.
 //! - [`proto`], [`network`] and `service`: the schema and the two sides of the cluster
-//!   gRPC service.
+//!   gRPC service; [`secret`] and [`tls`]: who may speak to it (a shared secret, mutual
+//!   TLS, or both).
 //! - [`node`]: starting a node, bootstrapping or joining, membership changes.
 //! - [`admin`]: the client side of `raftmq cluster ...`.
 
@@ -31,4 +32,5 @@ pub mod proto;
 pub mod secret;
 mod service;
 pub mod state;
+pub mod tls;
 pub mod types;

@@ -21,6 +21,7 @@ use tonic::{Code, Status};
 
 use super::proto::{WireError, decode, pb};
 use super::secret::ClusterSecret;
+use super::tls::{ClusterTls, TlsConnect};
 use super::types::{NodeId, TypeConfig};
 
 /// A client of a peer's cluster service, every call carrying the cluster secret.
@@ -31,6 +32,20 @@ pub type PeerClient = pb::cluster_client::ClusterClient<InterceptedService<Chann
 pub(crate) const MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// What a client of the cluster port needs to be let in: the shared secret, the TLS
+/// identity, either or both (or neither, on a cluster that requires nothing).
+#[derive(Clone, Debug, Default)]
+pub struct ClusterAccess {
+    pub secret: ClusterSecret,
+    pub tls: Option<Arc<ClusterTls>>,
+}
+
+impl From<ClusterSecret> for ClusterAccess {
+    fn from(secret: ClusterSecret) -> ClusterAccess {
+        ClusterAccess { secret, tls: None }
+    }
+}
+
 /// Channels to the other nodes, shared by Raft replication, proposal forwarding and the
 /// cluster commands.
 #[derive(Clone, Default)]
@@ -39,15 +54,19 @@ pub struct ClusterNetwork {
     /// The local address outgoing connections are bound to (multi-homed hosts; the
     /// Jepsen harness tells nodes apart by it), or the system's choice.
     source: Option<std::net::IpAddr>,
-    secret: ClusterSecret,
+    access: ClusterAccess,
 }
 
 impl ClusterNetwork {
-    /// Channels whose connections leave from `source`, calls signed with `secret`.
-    pub fn new(source: Option<std::net::IpAddr>, secret: ClusterSecret) -> ClusterNetwork {
+    /// Channels whose connections leave from `source`, made with `access` (anything that
+    /// converts, such as a bare [`ClusterSecret`]).
+    pub fn new(
+        source: Option<std::net::IpAddr>,
+        access: impl Into<ClusterAccess>,
+    ) -> ClusterNetwork {
         ClusterNetwork {
             source,
-            secret,
+            access: access.into(),
             ..ClusterNetwork::default()
         }
     }
@@ -63,7 +82,12 @@ impl ClusterNetwork {
             match channels.get(addr) {
                 Some(channel) => channel.clone(),
                 None => {
-                    let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+                    let scheme = if self.access.tls.is_some() {
+                        "https"
+                    } else {
+                        "http"
+                    };
+                    let endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))
                         .map_err(|e| {
                             Status::invalid_argument(format!("bad peer address {addr}: {e}"))
                         })?
@@ -72,16 +96,28 @@ impl ClusterNetwork {
                         .tcp_nodelay(true)
                         .http2_keep_alive_interval(Duration::from_secs(10))
                         .keep_alive_timeout(Duration::from_secs(5));
-                    let channel = endpoint.connect_lazy();
+                    let channel = match &self.access.tls {
+                        None => endpoint.connect_lazy(),
+                        // The connector does TCP itself: it binds `source` and sets
+                        // TCP_NODELAY the way the endpoint's own connector would.
+                        Some(tls) => endpoint.connect_with_connector_lazy(TlsConnect {
+                            tls: tls.clone(),
+                            addr: addr.to_string(),
+                            source: self.source,
+                        }),
+                    };
                     channels.insert(addr.to_string(), channel.clone());
                     channel
                 }
             }
         };
         Ok(
-            pb::cluster_client::ClusterClient::with_interceptor(channel, self.secret.clone())
-                .max_decoding_message_size(MAX_MESSAGE_SIZE)
-                .max_encoding_message_size(MAX_MESSAGE_SIZE),
+            pb::cluster_client::ClusterClient::with_interceptor(
+                channel,
+                self.access.secret.clone(),
+            )
+            .max_decoding_message_size(MAX_MESSAGE_SIZE)
+            .max_encoding_message_size(MAX_MESSAGE_SIZE),
         )
     }
 }
@@ -117,6 +153,23 @@ fn from_status<E: std::error::Error>(status: &Status) -> RPCError<NodeId, BasicN
         }
         _ => RPCError::Network(NetworkError::new(status)),
     }
+}
+
+/// A status with the chain of errors under it: a transport failure's message alone is
+/// "transport error", and the why (refused, a TLS handshake failure, a GOAWAY saying TLS
+/// is required) is in its sources.
+pub(crate) fn describe(status: &Status) -> String {
+    let mut text = status.message().to_string();
+    let mut source = std::error::Error::source(status);
+    while let Some(e) = source {
+        let more = e.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = e.source();
+    }
+    text
 }
 
 fn from_wire<E: std::error::Error>(e: &WireError) -> RPCError<NodeId, BasicNode, E> {

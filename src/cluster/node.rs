@@ -16,10 +16,10 @@ use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
 use super::handoff::{HandOff, LeaderSince, WriteGate};
-use super::network::{ClusterNetwork, MAX_MESSAGE_SIZE};
+use super::network::{ClusterAccess, ClusterNetwork, MAX_MESSAGE_SIZE};
 use super::proposer::{BatchWriter, Proposer, ProposerConfig};
 use super::proto::pb;
-use super::secret::{ClusterSecret, SecretCheck};
+use super::secret::SecretCheck;
 use super::service::ClusterService;
 use super::state::BrokerState;
 use super::types::{NodeId, TypeConfig};
@@ -44,8 +44,9 @@ pub struct NodeConfig {
     pub proposer: ProposerConfig,
     /// The local address connections to the other nodes leave from (None: any).
     pub source_ip: Option<std::net::IpAddr>,
-    /// Carried by every call to another node and required of every call to this one.
-    pub secret: ClusterSecret,
+    /// The secret and the TLS identity: carried by every call to another node and
+    /// required of every call to this one.
+    pub access: ClusterAccess,
 }
 
 /// Why a node could not start.
@@ -237,7 +238,7 @@ impl Node {
             ..Default::default()
         }
         .validate()?;
-        let network = ClusterNetwork::new(config.source_ip, config.secret.clone());
+        let network = ClusterNetwork::new(config.source_ip, config.access.clone());
         let raft = Raft::new(
             id,
             Arc::new(raft_config),
@@ -285,22 +286,37 @@ impl Node {
             pb::cluster_server::ClusterServer::new(ClusterService::new(inner.clone()))
                 .max_decoding_message_size(MAX_MESSAGE_SIZE)
                 .max_encoding_message_size(MAX_MESSAGE_SIZE),
-            SecretCheck(config.secret.clone()),
+            SecretCheck(config.access.secret.clone()),
         );
-        let incoming =
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-        let server = tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = stopped.wait_for(|stop| *stop).await;
-            };
-            if let Err(e) = tonic::transport::Server::builder()
-                .add_service(service)
-                .serve_with_incoming_shutdown(incoming, shutdown)
-                .await
-            {
-                tracing::error!("cluster server stopped: {e}");
+        let router = tonic::transport::Server::builder().add_service(service);
+        let shutdown = async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        };
+        let server = match config.access.tls.clone() {
+            None => {
+                let incoming =
+                    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+                tokio::spawn(async move {
+                    if let Err(e) = router
+                        .serve_with_incoming_shutdown(incoming, shutdown)
+                        .await
+                    {
+                        tracing::error!("cluster server stopped: {e}");
+                    }
+                })
             }
-        });
+            Some(tls) => {
+                let incoming = super::tls::incoming(listener, tls);
+                tokio::spawn(async move {
+                    if let Err(e) = router
+                        .serve_with_incoming_shutdown(incoming, shutdown)
+                        .await
+                    {
+                        tracing::error!("cluster server stopped: {e}");
+                    }
+                })
+            }
+        };
 
         tokio::spawn(inner.leader_since.clone().track(raft.metrics()));
         tokio::spawn(super::clock::run_ticker(
@@ -327,7 +343,13 @@ impl Node {
                 );
             }
         }
-        tracing::info!(node = id, listen = %config.listen, advertise = %config.advertise, "cluster node started");
+        let auth = match (config.access.tls.is_some(), config.access.secret.is_set()) {
+            (true, true) => "mutual TLS and the shared secret",
+            (true, false) => "mutual TLS",
+            (false, true) => "the shared secret",
+            (false, false) => "nothing",
+        };
+        tracing::info!(node = id, listen = %config.listen, advertise = %config.advertise, requires = auth, "cluster node started");
         Ok(Node {
             inner,
             storage,
@@ -400,7 +422,7 @@ async fn join_until_member(inner: Arc<NodeInner>, seed: String) {
             // Added, but the promotion is not yet visible here: check again shortly.
             Ok(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             Err(status) => {
-                tracing::warn!(node = inner.id, %seed, "join failed, retrying: {}", status.message());
+                tracing::warn!(node = inner.id, %seed, "join failed, retrying: {}", super::network::describe(&status));
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }

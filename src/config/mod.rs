@@ -29,7 +29,7 @@ mod security;
 pub use api_commands::{AclCommand, ApiTarget, NodeCommand, UserCommand};
 pub use limits::LimitArgs;
 pub use listeners::{Listen, ListenerArgs};
-pub use security::{ClusterSecretArgs, SecurityArgs};
+pub use security::{ClusterAccessArgs, ClusterSecretArgs, ClusterTlsArgs, SecurityArgs};
 
 /// raftmq — an MQTT 3.1.1 / 5.0 broker cluster whose sessions survive the loss of any node.
 ///
@@ -93,7 +93,7 @@ pub struct NodeTarget {
     #[arg(long, default_value = "127.0.0.1:5370", env = "RAFTMQ_NODE")]
     pub node: String,
     #[command(flatten)]
-    pub secret: ClusterSecretArgs,
+    pub access: ClusterAccessArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -297,6 +297,12 @@ pub enum ConfigError {
     Acl(String),
     #[error("cluster secret: {0}")]
     ClusterSecret(String),
+    #[error(
+        "cluster TLS needs all of --cluster-tls-cert, --cluster-tls-key and --cluster-tls-ca (or none of them, and no --cluster-tls-server-name)"
+    )]
+    ClusterTlsIncomplete,
+    #[error("cluster TLS: {0}")]
+    ClusterTls(String),
 }
 
 impl RunArgs {
@@ -380,7 +386,7 @@ impl RunArgs {
                 ..ProposerConfig::default()
             },
             source_ip: self.cluster_source_ip,
-            secret: self.security.cluster_secret.secret()?,
+            access: self.security.cluster.access()?,
         })
     }
 }
@@ -501,6 +507,37 @@ mod tests {
         let mut all = vec!["raftmq"];
         all.extend_from_slice(args);
         Cli::try_parse_from(all).unwrap().run
+    }
+
+    #[test]
+    fn cluster_tls_takes_all_three_files_or_none() {
+        let incomplete: [&[&str]; 3] = [
+            &["--cluster-tls-cert", "c.pem"],
+            &["--cluster-tls-cert", "c.pem", "--cluster-tls-key", "k.pem"],
+            &["--cluster-tls-server-name", "node1"],
+        ];
+        for args in incomplete {
+            assert_eq!(
+                parse(args).node_config().unwrap_err(),
+                ConfigError::ClusterTlsIncomplete,
+                "{args:?}"
+            );
+        }
+        let missing = parse(&[
+            "--cluster-tls-cert",
+            "/nonexistent/c.pem",
+            "--cluster-tls-key",
+            "k.pem",
+            "--cluster-tls-ca",
+            "ca.pem",
+        ])
+        .node_config()
+        .unwrap_err();
+        assert!(
+            matches!(&missing, ConfigError::ClusterTls(m) if m.contains("/nonexistent/c.pem")),
+            "{missing}"
+        );
+        assert!(parse(&[]).node_config().unwrap().access.tls.is_none());
     }
 
     #[test]

@@ -1,15 +1,18 @@
 //! The security settings: who may connect (anonymous access, certificate identities, the
-//! failed-login throttle), the ACL file and default, the HTTP API's token, and the
-//! cluster's shared secret.
+//! failed-login throttle), the ACL file and default, the HTTP API's token, and who may
+//! use the cluster port (the shared secret, mutual TLS).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::{Args, ValueEnum};
 
 use super::ConfigError;
 use crate::auth::AuthConfig;
 use crate::auth::acl::{self, AclHandle, Permission};
+use crate::cluster::network::ClusterAccess;
 use crate::cluster::secret::ClusterSecret;
+use crate::cluster::tls::{ClusterTls, ClusterTlsFiles};
 use crate::transport::Kind;
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +80,76 @@ pub struct SecurityArgs {
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set, env = "RAFTMQ_METRICS_PUBLIC")]
     pub metrics_public: bool,
     #[command(flatten)]
-    pub cluster_secret: ClusterSecretArgs,
+    pub cluster: ClusterAccessArgs,
+}
+
+/// Who may use the cluster port, for nodes and for `raftmq cluster ...`: the same
+/// settings on both, since a command is let in exactly like a node.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ClusterAccessArgs {
+    #[command(flatten)]
+    pub secret: ClusterSecretArgs,
+    #[command(flatten)]
+    pub tls: ClusterTlsArgs,
+}
+
+impl ClusterAccessArgs {
+    /// The secret read and the TLS files loaded: an error names what is wrong.
+    pub fn access(&self) -> Result<ClusterAccess, ConfigError> {
+        Ok(ClusterAccess {
+            secret: self.secret.secret()?,
+            tls: self.tls.load()?,
+        })
+    }
+}
+
+/// Mutual TLS on the cluster port.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ClusterTlsArgs {
+    /// PEM certificate chain this node presents to the others, as a server and as a
+    /// client (extended key usage serverAuth and clientAuth). With --cluster-tls-key and
+    /// --cluster-tls-ca, the cluster port requires mutual TLS.
+    #[arg(long, env = "RAFTMQ_CLUSTER_TLS_CERT")]
+    pub cluster_tls_cert: Option<PathBuf>,
+    /// PEM private key of --cluster-tls-cert.
+    #[arg(long, env = "RAFTMQ_CLUSTER_TLS_KEY")]
+    pub cluster_tls_key: Option<PathBuf>,
+    /// PEM CA certificate(s) every node's certificate must be signed by.
+    #[arg(long, env = "RAFTMQ_CLUSTER_TLS_CA")]
+    pub cluster_tls_ca: Option<PathBuf>,
+    /// The name (DNS name or IP address) peers' certificates are verified against
+    /// [default: the host part of each peer's address].
+    #[arg(long, env = "RAFTMQ_CLUSTER_TLS_SERVER_NAME")]
+    pub cluster_tls_server_name: Option<String>,
+}
+
+impl ClusterTlsArgs {
+    /// The files, if TLS is on: all three given, or none (and no server name).
+    pub fn files(&self) -> Result<Option<ClusterTlsFiles>, ConfigError> {
+        match (
+            &self.cluster_tls_cert,
+            &self.cluster_tls_key,
+            &self.cluster_tls_ca,
+        ) {
+            (Some(cert), Some(key), Some(ca)) => Ok(Some(ClusterTlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                ca: ca.clone(),
+                server_name: self.cluster_tls_server_name.clone(),
+            })),
+            (None, None, None) if self.cluster_tls_server_name.is_none() => Ok(None),
+            _ => Err(ConfigError::ClusterTlsIncomplete),
+        }
+    }
+
+    /// The TLS configurations built from the files, if TLS is on.
+    pub fn load(&self) -> Result<Option<Arc<ClusterTls>>, ConfigError> {
+        let Some(files) = self.files()? else {
+            return Ok(None);
+        };
+        let tls = ClusterTls::load(&files).map_err(|e| ConfigError::ClusterTls(e.to_string()))?;
+        Ok(Some(Arc::new(tls)))
+    }
 }
 
 /// The cluster's shared secret, for nodes and for `raftmq cluster ...`.

@@ -151,7 +151,8 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
     })
 }
 
-fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+/// Every certificate in the PEM file at `path` (at least one).
+pub(crate) fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let pem = read(path)?;
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
@@ -168,30 +169,51 @@ fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     Ok(certs)
 }
 
-fn build(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
-    let chain = certificates(&files.cert)?;
-    let key_pem = read(&files.key)?;
-    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| TlsError::Pem {
-        path: files.key.clone(),
+/// The private key in the PEM file at `path`.
+pub(crate) fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let pem = read(path)?;
+    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| TlsError::Pem {
+        path: path.to_path_buf(),
         message: format!("no usable private key: {e}"),
-    })?;
-    // One provider named here: the dev-dependencies pull in a second one, and rustls
-    // refuses to guess between two.
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    })
+}
+
+/// The CA certificates in the PEM file at `path`, as trust anchors.
+pub(crate) fn trust_anchors(path: &Path) -> Result<Arc<RootCertStore>, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for cert in certificates(path)? {
+        roots.add(cert).map_err(|e| TlsError::Pem {
+            path: path.to_path_buf(),
+            message: format!("not a usable CA certificate: {e}"),
+        })?;
+    }
+    Ok(Arc::new(roots))
+}
+
+/// The one crypto provider every TLS configuration of the node is built with: the
+/// dev-dependencies pull in a second one, and rustls refuses to guess between two.
+pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The protocol versions the node speaks, on every TLS connection.
+pub(crate) const VERSIONS: &[&rustls::SupportedProtocolVersion] =
+    &[&rustls::version::TLS13, &rustls::version::TLS12];
+
+/// A server configuration from `files`: the certificate chain and key it presents and,
+/// with `client_ca`, the verification of client certificates.
+pub(crate) fn server_config(files: &TlsFiles) -> Result<rustls::ServerConfig, TlsError> {
+    let chain = certificates(&files.cert)?;
+    let key = private_key(&files.key)?;
+    let provider = provider();
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .with_protocol_versions(VERSIONS)
         .map_err(|e| TlsError::Config(e.to_string()))?;
     let builder = match &files.client_ca {
         None => builder.with_no_client_auth(),
         Some(ca) => {
-            let mut roots = RootCertStore::empty();
-            for cert in certificates(ca)? {
-                roots.add(cert).map_err(|e| TlsError::Pem {
-                    path: ca.clone(),
-                    message: format!("not a usable CA certificate: {e}"),
-                })?;
-            }
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            let verifier =
+                WebPkiClientVerifier::builder_with_provider(trust_anchors(ca)?, provider);
             let verifier = if files.client_cert_optional {
                 verifier.allow_unauthenticated()
             } else {
@@ -204,10 +226,13 @@ fn build(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
             )
         }
     };
-    let config = builder
+    builder
         .with_single_cert(chain, key)
-        .map_err(|e| TlsError::Config(format!("certificate and key: {e}")))?;
-    Ok(TlsAcceptor::from(Arc::new(config)))
+        .map_err(|e| TlsError::Config(format!("certificate and key: {e}")))
+}
+
+fn build(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
+    Ok(TlsAcceptor::from(Arc::new(server_config(files)?)))
 }
 
 /// The identity a verified client certificate carries: its subject's common name, else

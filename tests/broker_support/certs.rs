@@ -110,21 +110,34 @@ impl Pki {
         self.leaf(
             cn,
             &["localhost", "127.0.0.1"],
-            ExtendedKeyUsagePurpose::ServerAuth,
+            &[ExtendedKeyUsagePurpose::ServerAuth],
         )
     }
 
     /// A client certificate whose subject's common name is `cn`.
     pub(crate) fn client(&self, cn: &str) -> Leaf {
-        self.leaf(cn, &[], ExtendedKeyUsagePurpose::ClientAuth)
+        self.leaf(cn, &[], &[ExtendedKeyUsagePurpose::ClientAuth])
     }
 
-    fn leaf(&self, cn: &str, names: &[&str], usage: ExtendedKeyUsagePurpose) -> Leaf {
+    /// A cluster node's certificate for 127.0.0.1 and localhost: a node presents it both
+    /// as a server and as a client.
+    pub(crate) fn node(&self, cn: &str) -> Leaf {
+        self.leaf(
+            cn,
+            &["localhost", "127.0.0.1"],
+            &[
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ],
+        )
+    }
+
+    fn leaf(&self, cn: &str, names: &[&str], usages: &[ExtendedKeyUsagePurpose]) -> Leaf {
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let mut params = CertificateParams::new(names).expect("leaf params");
         params.distinguished_name = rcgen::DistinguishedName::new();
         params.distinguished_name.push(DnType::CommonName, cn);
-        params.extended_key_usages = vec![usage];
+        params.extended_key_usages = usages.to_vec();
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         let key = KeyPair::generate().expect("leaf key");
         let cert = params.signed_by(&key, &*self.ca).expect("sign leaf");
@@ -138,9 +151,14 @@ impl Pki {
 
     /// Writes `leaf` as the node's certificate and key files.
     pub(crate) fn server_files(&self, leaf: &Leaf) -> ServerFiles {
+        self.files(leaf, "server")
+    }
+
+    /// Writes `leaf` as `<name>.pem` and `<name>.key` in the PKI's directory.
+    pub(crate) fn files(&self, leaf: &Leaf, name: &str) -> ServerFiles {
         let files = ServerFiles {
-            cert: self.dir.path().join("server.pem"),
-            key: self.dir.path().join("server.key"),
+            cert: self.dir.path().join(format!("{name}.pem")),
+            key: self.dir.path().join(format!("{name}.key")),
         };
         files.replace(leaf);
         files
