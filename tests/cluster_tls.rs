@@ -298,32 +298,93 @@ async fn the_cluster_port_admits_only_nodes_with_a_certificate_from_the_cluster_
     assert!(cluster.leader().await.is_some());
 }
 
+/// A child process killed when the test ends, passed or not.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_without_tls_cannot_join_a_cluster_that_requires_it_and_says_why() {
+async fn with_tls_the_secret_still_counts_and_a_plaintext_node_cannot_join() {
+    const SECRET: &str = "a-shared-cluster-secret";
     let pki = Pki::new("raftmq cluster CA");
     let ca = pki.ca_file();
     let node_files = pki.files(&pki.node("raftmq-node"), "node");
-    let args = tls_args(&node_files, &ca);
+    let mut args = tls_args(&node_files, &ca);
+    args.extend(["--cluster-secret".to_string(), SECRET.to_string()]);
     let extra: Vec<&str> = args.iter().map(String::as_str).collect();
     let cluster = cluster_with(1, &extra).await;
     let seed = cluster.nodes[0].cluster_addr.clone();
 
+    // A certificate from the cluster's CA is not enough without the secret.
+    let tls = Arc::new(
+        ClusterTls::load(&ClusterTlsFiles {
+            cert: node_files.cert.clone(),
+            key: node_files.key.clone(),
+            ca: ca.clone(),
+            server_name: None,
+        })
+        .expect("the node's files load"),
+    );
+    let no_secret = ClusterNetwork::new(
+        None,
+        ClusterAccess {
+            tls: Some(tls.clone()),
+            ..ClusterAccess::default()
+        },
+    );
+    let refused = status(&no_secret, &seed).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{refused:?}");
+    let knows = ClusterNetwork::new(None, cluster.access().clone());
+    assert!(status(&knows, &seed).await.is_ok());
+
+    // The name peers are verified against can be set: the node's certificate names
+    // localhost, and not some other host.
+    let cli = |server_name: &str| {
+        let mut command = Process::new(raftmq_binary());
+        command
+            .args([
+                "cluster",
+                "status",
+                "--node",
+                &seed,
+                "--cluster-secret",
+                SECRET,
+            ])
+            .args(tls_args(&node_files, &ca))
+            .args(["--cluster-tls-server-name", server_name]);
+        command.output().expect("run the CLI")
+    };
+    assert!(cli("localhost").status.success());
+    let wrong = cli("elsewhere.example");
+    let stderr = String::from_utf8_lossy(&wrong.stderr);
+    assert!(!wrong.status.success());
+    assert!(stderr.contains("not valid for name"), "{stderr}");
+
+    // A node without TLS settings keeps failing to join, and says why.
     let dir = tempfile::tempdir().expect("temp dir");
     let log_path = dir.path().join("plain.log");
     let log = std::fs::File::create(&log_path).expect("log file");
     let port = || format!("127.0.0.1:{}", free_port().expect("free port"));
-    let mut plain = Process::new(raftmq_binary())
-        .args(["--data-dir"])
-        .arg(dir.path().join("data"))
-        .args(["--cluster-listen", &port()])
-        .args(["--mqtt-listen", &port()])
-        .args(["--ws-listen", "off", "--http-listen", "off"])
-        .args(["--allow-anonymous=true", "--join", &seed])
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log file"))
-        .stderr(log)
-        .spawn()
-        .expect("start the plaintext node");
+    let _plain = Killed(
+        Process::new(raftmq_binary())
+            .args(["--data-dir"])
+            .arg(dir.path().join("data"))
+            .args(["--cluster-listen", &port()])
+            .args(["--mqtt-listen", &port()])
+            .args(["--ws-listen", "off", "--http-listen", "off"])
+            .args(["--allow-anonymous=true", "--join", &seed])
+            .args(["--cluster-secret", SECRET])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .expect("start the plaintext node"),
+    );
     let line = wait_for_log(
         &log_path,
         &["join failed", "requires mutual TLS"],
@@ -337,8 +398,6 @@ async fn a_node_without_tls_cannot_join_a_cluster_that_requires_it_and_says_why(
         Duration::from_secs(10),
     )
     .await;
-    let _ = plain.kill();
-    let _ = plain.wait();
     let status = cluster.status(0).await.expect("status");
     assert_eq!(status.members.len(), 1, "the plaintext node is no member");
 }
