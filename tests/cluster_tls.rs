@@ -8,22 +8,18 @@
 mod broker_support;
 
 use std::path::Path;
-use std::pin::Pin;
 use std::process::{Command as Process, Stdio};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use broker_support::certs::{ANY_VERSION, Pki, ServerFiles, client_config};
 use broker_support::{cluster_with, raftmq_binary};
-use hyper_util::rt::TokioIo;
 use raftmq::cluster::network::{ClusterAccess, ClusterNetwork};
 use raftmq::cluster::proto::pb;
 use raftmq::cluster::tls::{ClusterTls, ClusterTlsFiles};
 use raftmq::local_cluster::{LocalCluster, free_port};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio::net::TcpStream;
-use tonic::codegen::http::Uri;
 
 /// The node arguments that turn on mutual TLS with `files`, signed by the CA in `ca`.
 fn tls_args(files: &ServerFiles, ca: &Path) -> Vec<String> {
@@ -37,50 +33,44 @@ fn tls_args(files: &ServerFiles, ca: &Path) -> Vec<String> {
     ]
 }
 
+/// The cluster TLS of a holder of `files`, trusting the CA in `ca`.
+fn load_tls(files: &ServerFiles, ca: &Path) -> ClusterTls {
+    ClusterTls::load(&ClusterTlsFiles {
+        cert: files.cert.clone(),
+        key: files.key.clone(),
+        ca: ca.to_path_buf(),
+        server_name: None,
+    })
+    .expect("the certificate files load")
+}
+
+/// A client of the cluster port that dials with `tls` and carries no secret.
+fn tls_network(tls: ClusterTls) -> ClusterNetwork {
+    ClusterNetwork::new(
+        None,
+        ClusterAccess {
+            tls: Some(Arc::new(tls)),
+            ..ClusterAccess::default()
+        },
+    )
+}
+
+/// A transport failure, as a refused handshake reaches a client: TLS 1.3 lets the
+/// client finish its side before the server has checked its certificate, so the refusal
+/// comes as the connection closing or being reset, the reason only in the server's log.
+fn is_transport_failure(status: &tonic::Status) -> bool {
+    matches!(
+        status.code(),
+        tonic::Code::Unavailable | tonic::Code::Cancelled | tonic::Code::Unknown
+    )
+}
+
 /// A status call to `addr` through `network`.
 async fn status(network: &ClusterNetwork, addr: &str) -> Result<pb::StatusResponse, tonic::Status> {
     let mut client = network.client(addr)?;
     let mut request = tonic::Request::new(pb::StatusRequest {});
     request.set_timeout(Duration::from_secs(10));
     Ok(client.status(request).await?.into_inner())
-}
-
-/// A connector that speaks TLS with a rustls configuration of the test's choosing (one
-/// that presents no certificate, say), for tonic's `Endpoint`.
-#[derive(Clone)]
-struct RawTls {
-    config: Arc<rustls::ClientConfig>,
-    addr: String,
-}
-
-type Connecting = Pin<
-    Box<
-        dyn std::future::Future<
-                Output = std::io::Result<TokioIo<tokio_rustls::client::TlsStream<TcpStream>>>,
-            > + Send,
-    >,
->;
-
-impl tonic::codegen::Service<Uri> for RawTls {
-    type Response = TokioIo<tokio_rustls::client::TlsStream<TcpStream>>;
-    type Error = std::io::Error;
-    type Future = Connecting;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _: Uri) -> Connecting {
-        let this = self.clone();
-        Box::pin(async move {
-            let tcp = TcpStream::connect(&this.addr).await?;
-            let name = rustls::pki_types::ServerName::try_from("127.0.0.1").expect("an IP");
-            let tls = tokio_rustls::TlsConnector::from(this.config)
-                .connect(name, tcp)
-                .await?;
-            Ok(TokioIo::new(tls))
-        })
-    }
 }
 
 /// Waits until the log at `path` has a line containing every one of `needles`.
@@ -170,23 +160,13 @@ async fn the_cluster_port_admits_only_nodes_with_a_certificate_from_the_cluster_
     let log = cluster.nodes[1].log_path.clone();
 
     // No client certificate: the handshake is refused, nothing reaches the service.
-    let anonymous = RawTls {
-        config: client_config(&[pki.ca_cert()], ANY_VERSION, None),
-        addr: addr.clone(),
-    };
-    let refused = match tonic::transport::Endpoint::from_shared(format!("https://{addr}"))
-        .expect("endpoint")
-        .connect_with_connector(anonymous)
-        .await
-    {
-        Err(e) => format!("{e:?}"),
-        Ok(channel) => {
-            let mut client = pb::cluster_client::ClusterClient::new(channel);
-            let status = client.status(pb::StatusRequest {}).await.unwrap_err();
-            assert_ne!(status.code(), tonic::Code::Ok);
-            format!("{status:?}")
-        }
-    };
+    let anonymous = load_tls(&node_files, &ca).with_client_config(client_config(
+        &[pki.ca_cert()],
+        ANY_VERSION,
+        None,
+    ));
+    let refused = status(&tls_network(anonymous), &addr).await.unwrap_err();
+    assert!(is_transport_failure(&refused), "{refused:?}");
     eprintln!("without a client certificate: {refused}");
     wait_for_log(
         &log,
@@ -202,30 +182,10 @@ async fn the_cluster_port_admits_only_nodes_with_a_certificate_from_the_cluster_
     // A certificate from another CA, through the node's own client.
     let other = Pki::new("another CA");
     let intruder = other.files(&other.node("intruder"), "intruder");
-    let tls = ClusterTls::load(&ClusterTlsFiles {
-        cert: intruder.cert.clone(),
-        key: intruder.key.clone(),
-        ca: ca.clone(),
-        server_name: None,
-    })
-    .expect("the intruder's files load");
-    let intruder_network = ClusterNetwork::new(
-        None,
-        ClusterAccess {
-            tls: Some(Arc::new(tls)),
-            ..ClusterAccess::default()
-        },
-    );
-    // TLS 1.3 lets the client finish its side of the handshake before the server has
-    // checked its certificate: the refusal reaches the client as the connection closing.
-    let status_err = status(&intruder_network, &addr).await.unwrap_err();
-    assert!(
-        matches!(
-            status_err.code(),
-            tonic::Code::Unavailable | tonic::Code::Cancelled
-        ),
-        "{status_err:?}"
-    );
+    let status_err = status(&tls_network(load_tls(&intruder, &ca)), &addr)
+        .await
+        .unwrap_err();
+    assert!(is_transport_failure(&status_err), "{status_err:?}");
     wait_for_log(
         &log,
         &["cluster connection refused", "127.0.0.1:", "UnknownIssuer"],
@@ -321,22 +281,7 @@ async fn with_tls_the_secret_still_counts_and_a_plaintext_node_cannot_join() {
     let seed = cluster.nodes[0].cluster_addr.clone();
 
     // A certificate from the cluster's CA is not enough without the secret.
-    let tls = Arc::new(
-        ClusterTls::load(&ClusterTlsFiles {
-            cert: node_files.cert.clone(),
-            key: node_files.key.clone(),
-            ca: ca.clone(),
-            server_name: None,
-        })
-        .expect("the node's files load"),
-    );
-    let no_secret = ClusterNetwork::new(
-        None,
-        ClusterAccess {
-            tls: Some(tls.clone()),
-            ..ClusterAccess::default()
-        },
-    );
+    let no_secret = tls_network(load_tls(&node_files, &ca));
     let refused = status(&no_secret, &seed).await.unwrap_err();
     assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{refused:?}");
     let knows = ClusterNetwork::new(None, cluster.access().clone());

@@ -104,6 +104,16 @@ impl ClusterTls {
         })
     }
 
+    /// The same, but dialling with `client` (its trust anchors and the certificate it
+    /// presents, if any): a client that is not a node, such as an operator's tool or a
+    /// test of what the port refuses.
+    pub fn with_client_config(self, client: Arc<rustls::ClientConfig>) -> ClusterTls {
+        ClusterTls {
+            connector: TlsConnector::from(client),
+            ..self
+        }
+    }
+
     /// The name the peer at `addr` (`host:port`) must prove.
     fn server_name_for(&self, addr: &str) -> std::io::Result<ServerName<'static>> {
         if let Some(name) = &self.server_name {
