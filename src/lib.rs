@@ -20,9 +20,12 @@
 //! - [`transport`]: TCP, TLS, WebSocket and the PROXY protocol, one stream type out, and
 //!   who is on the other end; knows nothing of MQTT.
 //! - [`admin`]: the HTTP listener for load balancers and operators (health, connected
-//!   clients, drain), reading through the cluster and broker handles.
+//!   clients, drain, `/metrics`), reading through the cluster and broker handles.
+//! - [`metrics`]: the node's Prometheus metrics — counters bumped by the connections, the
+//!   group commit and the storage (an observer hook of `raftmq-storage`), gauges of the
+//!   replicated state read at scrape time.
 //!
-//! Still to come, in the order of the issues: metrics and the REST API in `admin/`.
+//! Still to come, in the order of the issues: the REST API in `admin/`.
 //! `../shared/DESIGN.md` §7 is the target layout.
 //!
 //! # The path of one QoS 1 PUBLISH
@@ -48,6 +51,7 @@ pub mod broker;
 pub mod cluster;
 pub mod config;
 pub mod local_cluster;
+pub mod metrics;
 pub mod mqtt;
 pub mod router;
 pub mod run;

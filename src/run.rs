@@ -10,6 +10,7 @@ use crate::broker::{Broker, Registry};
 use crate::cluster::node::Node;
 use crate::cluster::state::BrokerState;
 use crate::config::RunArgs;
+use crate::metrics::Metrics;
 
 /// How long clients get to leave when the node stops.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -39,7 +40,8 @@ pub async fn node(args: &RunArgs) -> anyhow::Result<()> {
     let registry = Arc::new(registry);
     let mut index = None;
     let notifier = registry.clone();
-    let node = Node::start_with(config, |id| {
+    let metrics = Arc::new(Metrics::default());
+    let node = Node::start_with(config, metrics.raft.clone(), |id| {
         notifier.set_node(id);
         let state = BrokerState::new()
             .with_notifier(Box::new(move |outcome| notifier.notify(outcome)))
@@ -52,7 +54,7 @@ pub async fn node(args: &RunArgs) -> anyhow::Result<()> {
     let index = index.context("the state machine was not made")?;
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let broker = tokio::select! {
-        broker = Broker::start(broker_config, node.handle(), registry, index, orphans) => {
+        broker = Broker::start(broker_config, node.handle(), registry, index, orphans, metrics) => {
             Some(broker.context("starting the MQTT listener")?)
         }
         _ = tokio::signal::ctrl_c() => None,

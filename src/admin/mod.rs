@@ -1,8 +1,8 @@
 //! The node's HTTP listener (8081 by default), for load balancers and operators:
 //! `GET /health/live`, `GET /health/ready` (see [`health`]) without a token; with the
 //! API token ([`token`]): `GET /clients` (the clients connected to this node, with their
-//! real addresses), `POST /drain`, `/api/v1/users` ([`users`]) and `/api/v1/acl`
-//! ([`acl`]).
+//! real addresses), `POST /drain`, `/api/v1/users` ([`users`]), `/api/v1/acl`
+//! ([`acl`]) and `GET /metrics` ([`metrics`]; without the token with `--metrics-public`).
 //!
 //! It reads through the cluster and broker handles; its changes to users and rules are
 //! commands proposed to the log like any other.
@@ -12,6 +12,7 @@ pub mod cli;
 pub mod client;
 mod error;
 pub mod health;
+mod metrics;
 pub mod token;
 mod users;
 
@@ -66,6 +67,7 @@ pub async fn serve(
             put(users::set_password).delete(users::remove),
         )
         .route("/api/v1/acl", get(acl::show).put(acl::replace))
+        .route("/metrics", get(metrics::scrape))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             token::require,

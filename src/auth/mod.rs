@@ -12,10 +12,9 @@ mod throttle;
 
 use std::net::IpAddr;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use serde::Serialize;
+use prometheus_client::metrics::counter::Counter;
 
 use crate::mqtt::{Connect, ReasonCode};
 use crate::transport::{Kind, Peer};
@@ -89,17 +88,19 @@ pub struct Upgrade {
     pub new_hash: String,
 }
 
-/// Counts of login decisions since the node started.
-#[derive(Debug, Default, Serialize)]
+/// Counts of login decisions since the node started: members of the node's metric
+/// families (`raftmq_logins_total`, `raftmq_connections_refused_total`, see
+/// [`crate::metrics::BrokerMetrics::login_counts`]), or standalone counters.
+#[derive(Debug, Default, Clone)]
 pub struct LoginCounts {
-    pub accepted: AtomicU64,
-    pub anonymous: AtomicU64,
+    pub accepted: Counter,
+    pub anonymous: Counter,
     /// Wrong password or unknown user (0x86 / 4).
-    pub bad_credentials: AtomicU64,
+    pub bad_credentials: Counter,
     /// No credentials where they are required (0x87 / 5).
-    pub not_authorized: AtomicU64,
+    pub not_authorized: Counter,
     /// Refused unchecked: the address failed too often (0x9F / 3).
-    pub throttled: AtomicU64,
+    pub throttled: Counter,
 }
 
 /// Decides CONNECTs; one per node.
@@ -111,11 +112,16 @@ pub struct Authenticator {
 
 impl Authenticator {
     pub fn new(config: AuthConfig) -> Self {
+        Authenticator::counting(config, LoginCounts::default())
+    }
+
+    /// An authenticator that counts its decisions into `counts`.
+    pub fn counting(config: AuthConfig, counts: LoginCounts) -> Self {
         let throttle = Throttle::new(config.failure_limit, FAILURE_WINDOW);
         Authenticator {
             config,
             throttle: Mutex::new(throttle),
-            counts: LoginCounts::default(),
+            counts,
         }
     }
 
@@ -134,14 +140,14 @@ impl Authenticator {
     ) -> Login {
         let ip = peer.addr.ip();
         if self.throttled(ip) {
-            self.counts.throttled.fetch_add(1, Ordering::Relaxed);
+            self.counts.throttled.inc();
             tracing::warn!(peer = %peer.addr, client = %connect.client_id, "login refused: too many failed logins from this address");
             return Login::Refused(ReasonCode::ConnectionRateExceeded);
         }
         if self.config.certificate_listeners.contains(&peer.listener)
             && let Some(identity) = &peer.identity
         {
-            self.counts.accepted.fetch_add(1, Ordering::Relaxed);
+            self.counts.accepted.inc();
             return Login::Accepted {
                 username: Some(identity.clone()),
                 upgrade: None,
@@ -169,7 +175,7 @@ impl Authenticator {
         .await;
         match verified {
             Ok((true, new_hash)) => {
-                self.counts.accepted.fetch_add(1, Ordering::Relaxed);
+                self.counts.accepted.inc();
                 let upgrade = new_hash.zip(stored).map(|(new_hash, old_hash)| Upgrade {
                     username: username.clone(),
                     old_hash,
@@ -182,7 +188,7 @@ impl Authenticator {
             }
             _ => {
                 self.failed(ip);
-                self.counts.bad_credentials.fetch_add(1, Ordering::Relaxed);
+                self.counts.bad_credentials.inc();
                 tracing::warn!(peer = %peer.addr, client = %connect.client_id, %username, "login refused: bad username or password");
                 Login::Refused(ReasonCode::BadUserNameOrPassword)
             }
@@ -191,14 +197,14 @@ impl Authenticator {
 
     fn anonymous(&self, connect: &Connect, peer: &Peer) -> Login {
         if self.config.allow_anonymous {
-            self.counts.anonymous.fetch_add(1, Ordering::Relaxed);
+            self.counts.anonymous.inc();
             return Login::Accepted {
                 username: None,
                 upgrade: None,
             };
         }
         self.failed(peer.addr.ip());
-        self.counts.not_authorized.fetch_add(1, Ordering::Relaxed);
+        self.counts.not_authorized.inc();
         tracing::warn!(peer = %peer.addr, client = %connect.client_id, "login refused: no credentials and anonymous access is off");
         Login::Refused(ReasonCode::NotAuthorized)
     }
@@ -289,7 +295,7 @@ mod tests {
             a.login(&connect(None, None), &other, users).await,
             Login::Refused(ReasonCode::NotAuthorized)
         );
-        assert_eq!(a.counts().bad_credentials.load(Ordering::Relaxed), 3);
+        assert_eq!(a.counts().bad_credentials.get(), 3);
     }
 
     #[tokio::test]

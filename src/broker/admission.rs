@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -53,9 +52,13 @@ struct Counts {
 pub(crate) struct Admission {
     limits: ConnectionLimits,
     counts: Mutex<Counts>,
-    /// Connections closed for being over a limit.
-    pub(crate) refused_total: AtomicU64,
-    pub(crate) refused_per_address: AtomicU64,
+}
+
+/// The limit a connection would pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Over {
+    Node,
+    Address,
 }
 
 /// A connection counted against the limits until it is dropped.
@@ -70,8 +73,6 @@ impl Admission {
         Arc::new(Admission {
             limits,
             counts: Mutex::default(),
-            refused_total: AtomicU64::new(0),
-            refused_per_address: AtomicU64::new(0),
         })
     }
 
@@ -83,22 +84,20 @@ impl Admission {
         self.counts.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Counts a connection from `ip`, or `None` if that would pass a limit.
-    pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Admitted> {
+    /// Counts a connection from `ip`, unless that would pass a limit.
+    pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Admitted, Over> {
         let mut counts = self.counts();
         if counts.total >= self.limits.max_connections {
-            self.refused_total.fetch_add(1, Ordering::Relaxed);
-            return None;
+            return Err(Over::Node);
         }
         let limit = self.limits.max_per_address;
         let from_ip = counts.per_address.entry(ip).or_insert(0);
         if limit > 0 && *from_ip >= limit {
-            self.refused_per_address.fetch_add(1, Ordering::Relaxed);
-            return None;
+            return Err(Over::Address);
         }
         *from_ip += 1;
         counts.total += 1;
-        Some(Admitted {
+        Ok(Admitted {
             admission: self.clone(),
             ip,
         })
@@ -133,13 +132,19 @@ mod tests {
         let b: IpAddr = "10.0.0.2".parse().unwrap();
         let a1 = admission.admit(a).unwrap();
         let _a2 = admission.admit(a).unwrap();
-        assert!(admission.admit(a).is_none(), "third from one address");
+        assert_eq!(
+            admission.admit(a).err(),
+            Some(Over::Address),
+            "third from one address"
+        );
         let _b1 = admission.admit(b).unwrap();
-        assert!(admission.admit(b).is_none(), "fourth on the node");
+        assert_eq!(
+            admission.admit(b).err(),
+            Some(Over::Node),
+            "fourth on the node"
+        );
         drop(a1);
-        assert!(admission.admit(b).is_some(), "a slot was freed");
-        assert_eq!(admission.refused_per_address.load(Ordering::Relaxed), 1);
-        assert_eq!(admission.refused_total.load(Ordering::Relaxed), 1);
+        assert!(admission.admit(b).is_ok(), "a slot was freed");
         assert_eq!(admission.counts().per_address.len(), 2);
     }
 }

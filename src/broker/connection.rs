@@ -22,9 +22,11 @@ use crate::cluster::clock::now;
 use crate::cluster::command::{Command, Delivery, Disconnect, HandOver, OutboundEntry, Outcome};
 use crate::cluster::proposer::{PendingOutcome, ProposeError};
 use crate::cluster::state::BrokerReader;
-use crate::mqtt::{Codec, Packet, Protocol, ReasonCode, Response};
+use crate::metrics::{BrokerMetrics, Refused};
+use crate::mqtt::{Codec, Packet, PacketType, Protocol, ReasonCode, Response};
 use crate::session::{
-    Action, Awaiting, DirectMessage, QueuedMessage, Refusal, Session, SessionEnd, accept_connect,
+    Action, Awaiting, CloseReason, DirectMessage, QueuedMessage, Refusal, Session, SessionEnd,
+    accept_connect,
 };
 use crate::transport::Peer;
 
@@ -85,6 +87,8 @@ impl ReadRoom {
 #[derive(Debug)]
 enum Early {
     Closed,
+    /// The first packet was not a valid CONNECT.
+    BadProtocol,
     Io(std::io::Error),
 }
 
@@ -96,9 +100,10 @@ where
     let (mut reader, mut writer) = tokio::io::split(stream);
     let mut codec = Codec::new(shared.limits.max_packet_size as usize);
     let mut buf = BytesMut::with_capacity(MIN_READ_CHUNK);
+    let metrics = &shared.metrics.broker;
     let connect = match tokio::time::timeout(
         shared.admission.limits().connect_timeout,
-        read_connect(&mut reader, &mut writer, &mut codec, &mut buf),
+        read_connect(&mut reader, &mut writer, &mut codec, &mut buf, metrics),
     )
     .await
     {
@@ -107,7 +112,9 @@ where
             tracing::debug!(peer = %peer.addr, "connection failed before CONNECT: {e}");
             return;
         }
-        Ok(Err(Early::Closed)) | Err(_) => return,
+        Ok(Err(Early::Closed)) => return,
+        Ok(Err(Early::BadProtocol)) => return metrics.refused(Refused::BadProtocol),
+        Err(_) => return metrics.refused(Refused::ConnectTimeout),
     };
     let mut plan =
         match accept_connect(&connect, &shared.limits, shared.cluster.id(), now(), || {
@@ -115,17 +122,20 @@ where
         }) {
             Ok(plan) => plan,
             Err(refusal) => {
-                let _ = write_packet(
-                    &mut writer,
-                    refusal.protocol,
-                    Packet::ConnAck(refusal.connack()),
-                )
-                .await;
+                metrics.refused(Refused::InvalidConnect);
+                let _ = refuse(&mut writer, refusal.protocol, refusal.reason, metrics).await;
                 return;
             }
         };
     if !shared.is_ready() {
-        let _ = refuse(&mut writer, plan.protocol, ReasonCode::ServerUnavailable).await;
+        metrics.refused(Refused::Unavailable);
+        let _ = refuse(
+            &mut writer,
+            plan.protocol,
+            ReasonCode::ServerUnavailable,
+            metrics,
+        )
+        .await;
         return;
     }
     let state = BrokerReader::new(shared.cluster.state());
@@ -142,8 +152,9 @@ where
             }
             username
         }
+        // Counted by the authenticator, by reason.
         Login::Refused(reason) => {
-            let _ = refuse(&mut writer, plan.protocol, reason).await;
+            let _ = refuse(&mut writer, plan.protocol, reason, metrics).await;
             return;
         }
     };
@@ -205,7 +216,14 @@ where
             if let Some(epoch) = shared.registry.forget(&client_id, conn) {
                 shared.disconnect_orphan(client_id.clone(), epoch);
             }
-            let _ = refuse(&mut writer, plan.protocol, ReasonCode::ServerUnavailable).await;
+            metrics.refused(Refused::Unavailable);
+            let _ = refuse(
+                &mut writer,
+                plan.protocol,
+                ReasonCode::ServerUnavailable,
+                metrics,
+            )
+            .await;
             return;
         }
     };
@@ -233,6 +251,8 @@ where
             connected_at: now(),
         },
     );
+    metrics.accepted.inc();
+    metrics.connections.inc();
     let mut session = Session::start(&plan, shared.limits, epoch, session_present);
     session.set_access(access);
     if session_present && session.counts_subscriptions() {
@@ -261,6 +281,13 @@ where
     connection
         .run(&mut session, reader, writer, codec, buf, events, actions)
         .await;
+    metrics.record(&session.take_traffic());
+    metrics.connections.dec();
+    metrics.closed(
+        session
+            .close_reason()
+            .unwrap_or(CloseReason::ConnectionLost),
+    );
     shared.clients.remove(conn);
     shared.registry.forget(&client_id, conn);
 }
@@ -271,6 +298,7 @@ async fn read_connect<R, W>(
     writer: &mut W,
     codec: &mut Codec,
     buf: &mut BytesMut,
+    metrics: &BrokerMetrics,
 ) -> Result<Box<crate::mqtt::Connect>, Early>
 where
     R: AsyncRead + Unpin,
@@ -278,43 +306,45 @@ where
 {
     loop {
         match codec.decode(buf) {
-            Ok(Some(Packet::Connect(connect))) => return Ok(connect),
+            Ok(Some(Packet::Connect(connect))) => {
+                metrics.packets_received(PacketType::Connect);
+                return Ok(connect);
+            }
             // The codec refuses anything else before CONNECT.
-            Ok(Some(_)) => return Err(Early::Closed),
+            Ok(Some(_)) => return Err(Early::BadProtocol),
             Ok(None) => {}
             Err(e) => {
                 if let Response::ConnAck { protocol, reason } = codec.response(&e) {
-                    let _ = refuse(writer, protocol, reason).await;
+                    let _ = refuse(writer, protocol, reason, metrics).await;
                 }
-                return Err(Early::Closed);
+                return Err(Early::BadProtocol);
             }
         }
-        if reader.read_buf(buf).await.map_err(Early::Io)? == 0 {
+        let read = reader.read_buf(buf).await.map_err(Early::Io)?;
+        if read == 0 {
             return Err(Early::Closed);
         }
+        metrics.bytes_received.inc_by(read as u64);
     }
 }
 
+/// Answers a CONNECT with a refusing CONNACK.
 async fn refuse<W: AsyncWrite + Unpin>(
     writer: &mut W,
     protocol: Protocol,
     reason: ReasonCode,
+    metrics: &BrokerMetrics,
 ) -> std::io::Result<()> {
     let refusal = Refusal { protocol, reason };
-    write_packet(writer, protocol, Packet::ConnAck(refusal.connack())).await
-}
-
-async fn write_packet<W: AsyncWrite + Unpin>(
-    writer: &mut W,
-    protocol: Protocol,
-    packet: Packet,
-) -> std::io::Result<()> {
     let mut out = BytesMut::new();
-    packet
+    Packet::ConnAck(refusal.connack())
         .encode(protocol, &mut out)
         .map_err(std::io::Error::other)?;
     writer.write_all(&out).await?;
-    writer.flush().await
+    writer.flush().await?;
+    metrics.sent_packet(PacketType::ConnAck);
+    metrics.bytes_sent.inc_by(out.len() as u64);
+    Ok(())
 }
 
 struct Connection {
@@ -363,7 +393,19 @@ impl Connection {
             session.flush(&mut actions);
             self.execute(session, &mut actions).await;
             if out.idle() && session.has_output() {
-                out.start(session.outbox());
+                let taken = session.outbox();
+                // Counted as sent once handed to the socket's writer (a connection that
+                // breaks mid-write loses at most that much from the count).
+                self.shared
+                    .metrics
+                    .broker
+                    .bytes_sent
+                    .inc_by(taken.len() as u64);
+                out.start(taken);
+            }
+            let traffic = session.take_traffic();
+            if !traffic.is_empty() {
+                self.shared.metrics.broker.record(&traffic);
             }
             // The usual case: the socket takes it all at once, without a turn of the
             // `select!`.
@@ -426,6 +468,7 @@ impl Connection {
                 read = reader.read_buf(&mut buf), if hold.is_none() && !backlogged => match read {
                     Ok(0) => session.connection_lost(&mut actions),
                     Ok(read) => {
+                        self.shared.metrics.broker.bytes_received.inc_by(read as u64);
                         read_room.after(read, room);
                         input_ready = true;
                         silent_until = keep_alive.map(|k| Instant::now() + k);
@@ -536,10 +579,12 @@ impl Connection {
             if let Some(rate) = &mut self.rate
                 && rate.hold_until(Instant::now()).is_some()
             {
+                self.shared.metrics.broker.rate_limited.inc();
                 return !buf.is_empty();
             }
             match codec.decode(buf) {
                 Ok(Some(packet)) => {
+                    self.shared.metrics.broker.received(&packet);
                     if let (Some(rate), Packet::Publish(publish)) = (&mut self.rate, &packet) {
                         rate.charge(publish.topic.len() + publish.payload.len(), Instant::now());
                     }

@@ -30,6 +30,7 @@ use crate::cluster::command::{Command, Disconnect, UserChange};
 use crate::cluster::handoff::HandOff;
 use crate::cluster::node::ClusterHandle;
 use crate::cluster::state::SubscriptionIndex;
+use crate::metrics::{Metrics, MetricsError, Refused};
 use crate::session::Limits;
 use crate::transport::tls::{Tls, TlsError, TlsFiles};
 use crate::transport::{Kind, Listener, ListenerSpec};
@@ -83,6 +84,7 @@ pub(crate) struct Shared {
     pub(crate) retain_limits: retain_limits::RetainLimits,
     /// What all connections have encoded for their clients and not yet written.
     pub(crate) output: Arc<output::OutputBudget>,
+    pub(crate) metrics: Arc<Metrics>,
     ready: AtomicBool,
     /// Draining: CONNECTs are refused and the health check reports 503.
     draining: AtomicBool,
@@ -197,6 +199,7 @@ impl Broker {
         registry: Arc<Registry>,
         index: SubscriptionIndex,
         orphans: mpsc::UnboundedReceiver<(String, u64)>,
+        metrics: Arc<Metrics>,
     ) -> Result<Broker, BrokerError> {
         let tls = config.tls.map(Tls::load).transpose()?.map(Arc::new);
         let mut listeners = Vec::new();
@@ -215,7 +218,7 @@ impl Broker {
             cluster: cluster.clone(),
             registry: registry.clone(),
             limits: config.limits,
-            auth: Authenticator::new(config.auth),
+            auth: Authenticator::counting(config.auth, metrics.broker.login_counts()),
             acl: config.acl,
             admission: admission::Admission::new(config.connections),
             output: output::OutputBudget::new(config.connections.max_buffered_bytes),
@@ -224,6 +227,7 @@ impl Broker {
                 config.connections.max_retained_payload as usize,
             ),
             clients: clients::Clients::default(),
+            metrics,
             ready: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             drain_ends: std::sync::Mutex::new(None),
@@ -347,6 +351,14 @@ impl BrokerHandle {
         }
     }
 
+    /// The node's metrics in Prometheus' text format, the state's gauges read now.
+    pub fn metrics(&self) -> Result<String, MetricsError> {
+        let shared = &self.shared;
+        shared
+            .metrics
+            .encode(&shared.cluster, shared.qos0.subscription_count())
+    }
+
     /// The clients connected to this node, by client id.
     pub fn clients(&self) -> Vec<ClientInfo> {
         self.shared.clients.list()
@@ -385,9 +397,16 @@ async fn accept(listener: Listener, shared: Arc<Shared>) {
                     let socket_peer = incoming.socket_peer();
                     match incoming.handshake().await {
                         Ok((stream, peer)) => {
-                            let Some(_admitted) = shared.admission.admit(peer.addr.ip()) else {
-                                tracing::warn!(peer = %peer.addr, "connection closed: over the node's or this address's connection limit");
-                                return;
+                            let _admitted = match shared.admission.admit(peer.addr.ip()) {
+                                Ok(admitted) => admitted,
+                                Err(over) => {
+                                    shared.metrics.broker.refused(match over {
+                                        admission::Over::Node => Refused::NodeLimit,
+                                        admission::Over::Address => Refused::AddressLimit,
+                                    });
+                                    tracing::warn!(peer = %peer.addr, ?over, "connection closed: over the node's or this address's connection limit");
+                                    return;
+                                }
                             };
                             connection::serve(stream, peer, shared).await
                         }

@@ -107,6 +107,11 @@ impl Qos0Router {
         }
     }
 
+    /// The subscriptions in the cluster, as this node's index holds them.
+    pub(crate) fn subscription_count(&self) -> usize {
+        self.index.len()
+    }
+
     /// The node and epoch of a session's connection, if it is online.
     fn owner(&self, client_id: &str) -> Option<(NodeId, u64)> {
         if let Some(epoch) = self.registry.epoch_of(client_id) {

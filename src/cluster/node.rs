@@ -23,6 +23,7 @@ use super::secret::SecretCheck;
 use super::service::ClusterService;
 use super::state::BrokerState;
 use super::types::{NodeId, TypeConfig};
+use crate::metrics::RaftMetrics;
 
 /// How a node takes part in the cluster.
 #[derive(Debug, Clone)]
@@ -174,6 +175,11 @@ impl ClusterHandle {
         self.inner.hand_off(within).await
     }
 
+    /// Bytes the node's database takes on disk (`None` if sled cannot tell).
+    pub fn disk_size(&self) -> Option<u64> {
+        self.inner.log.size_on_disk().ok()
+    }
+
     /// The cluster address of member `id`.
     pub fn peer_addr(&self, id: NodeId) -> Option<String> {
         let metrics = self.inner.raft.metrics();
@@ -211,16 +217,17 @@ fn fresh_id() -> u64 {
 
 impl Node {
     pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
-        Node::start_with(config, |_| BrokerState::default()).await
+        Node::start_with(config, Arc::default(), |_| BrokerState::default()).await
     }
 
     /// Starts a node whose state machine is made by `state` once the node's id is known
-    /// (the broker attaches its notifier there).
+    /// (the broker attaches its notifier there), counting into `metrics`.
     pub async fn start_with(
         config: NodeConfig,
+        metrics: Arc<RaftMetrics>,
         state: impl FnOnce(NodeId) -> BrokerState,
     ) -> Result<Node, NodeError> {
-        let storage = Storage::open(&config.data_dir)?;
+        let storage = Storage::open(&config.data_dir)?.with_observer(metrics.clone());
         let id = storage.node_id(fresh_id)?;
         let log_store = storage.log_store::<TypeConfig>()?;
         let state_machine = storage.state_machine::<TypeConfig, _>(state(id))?;
@@ -263,6 +270,7 @@ impl Node {
             network: network.clone(),
             config: config.proposer,
             gate: gate.clone(),
+            metrics: metrics.clone(),
         };
         let proposer = Proposer::start(writer.clone());
         let (qos0, _) = broadcast::channel(4096);
@@ -319,6 +327,7 @@ impl Node {
         };
 
         tokio::spawn(inner.leader_since.clone().track(raft.metrics()));
+        tokio::spawn(RaftMetrics::clone(&metrics).follow(raft.metrics()));
         tokio::spawn(super::clock::run_ticker(
             raft.clone(),
             inner.proposer.clone(),

@@ -24,6 +24,7 @@ use super::forwarder::{Applied, Forwarder};
 use super::handoff::WriteGate;
 use super::network::ClusterNetwork;
 use super::types::{NodeId, TypeConfig};
+use crate::metrics::RaftMetrics;
 
 /// Why a command has no outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -156,8 +157,11 @@ async fn collect(mut rx: mpsc::Receiver<Pending>, writer: Arc<BatchWriter>) {
         };
         let (commands, replies): (Vec<_>, Vec<_>) =
             batch.into_iter().map(|p| (p.command, p.reply)).unzip();
+        writer.metrics.batch_size.observe(commands.len() as f64);
+        let started = Instant::now();
         let submitted = writer.submit(&forwarder, CommandBatch(commands)).await;
         let deadline = writer.config.outcome_timeout;
+        let metrics = writer.metrics.clone();
         tokio::spawn(async move {
             // A leader that lost its quorum never answers: the permit must come back.
             let result = match submitted {
@@ -166,6 +170,9 @@ async fn collect(mut rx: mpsc::Receiver<Pending>, writer: Arc<BatchWriter>) {
                     .unwrap_or_else(|_| Err(ProposeError::Unknown("no outcome in time".into()))),
                 Err(e) => Err(e),
             };
+            metrics
+                .proposal_latency
+                .observe(started.elapsed().as_secs_f64());
             answer(replies, result);
             drop(permit);
         });
@@ -242,6 +249,7 @@ pub(crate) struct BatchWriter {
     pub(crate) config: ProposerConfig,
     /// Closed while leadership is handed over.
     pub(crate) gate: Arc<WriteGate>,
+    pub(crate) metrics: Arc<RaftMetrics>,
 }
 
 impl BatchWriter {

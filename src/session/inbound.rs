@@ -14,7 +14,7 @@ use crate::mqtt::{
 use crate::auth::acl::Access;
 
 use super::convert::message_from_publish;
-use super::{Action, Awaiting, Inbound, Session};
+use super::{Action, Awaiting, DropReason, Inbound, Session};
 
 impl Session {
     pub(super) fn publish(&mut self, publish: Publish, actions: &mut Vec<Action>) {
@@ -50,6 +50,9 @@ impl Session {
         // `$SYS/` belongs to the broker: a client's publish there is refused and dropped,
         // as is one the ACL denies (5.0: PUBACK / PUBREC 0x87; 3.1.1 cannot say so).
         let refused = topic.starts_with("$SYS") || !self.allows(Access::Publish(&topic));
+        if refused {
+            self.traffic.dropped(DropReason::NotAuthorized);
+        }
         match (publish.qos, id) {
             (QoS::AtMostOnce, _) => {
                 if refused {
@@ -281,6 +284,7 @@ impl Session {
             return self.unexpected(outcome);
         };
         let reason = if *matched == 0 && !*duplicate {
+            self.traffic.dropped(DropReason::NoSubscribers);
             ReasonCode::NoMatchingSubscribers
         } else {
             ReasonCode::Success

@@ -17,6 +17,7 @@ mod inbound;
 mod outbound;
 #[cfg(test)]
 mod tests;
+mod traffic;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -31,6 +32,7 @@ use crate::mqtt::{Disconnect, Packet, PacketId, Protocol, ReasonCode};
 
 pub use connect::{ConnectPlan, Refusal, accept_connect, connack};
 pub use outbound::{DirectMessage, QueuedMessage};
+pub use traffic::{CloseReason, DropReason, Traffic};
 
 /// The server's limits, from its configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,6 +203,10 @@ pub struct Session {
     shed_qos0: bool,
     outbox: BytesMut,
     closed: bool,
+    /// Why the session closed, once it has.
+    close_reason: Option<CloseReason>,
+    /// What was sent and dropped since the connection last took the counts.
+    traffic: Traffic,
     /// What the client may publish, subscribe to and receive (`None`: anything).
     access: Option<ClientAccess>,
     /// Per SUBSCRIBE in the cluster: the positions of the filters refused here (ACL, size
@@ -242,6 +248,8 @@ impl Session {
             shed_qos0: false,
             outbox: BytesMut::with_capacity(4096),
             closed: false,
+            close_reason: None,
+            traffic: Traffic::default(),
             access: None,
             refused_filters: BTreeMap::new(),
             filters: (limits.max_subscriptions > 0).then(BTreeSet::new),
@@ -326,6 +334,16 @@ impl Session {
         self.closed
     }
 
+    /// Why the session closed (`None` while it is open).
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.close_reason
+    }
+
+    /// The counts of what was sent and dropped since the last call, taken.
+    pub fn take_traffic(&mut self) -> Traffic {
+        std::mem::take(&mut self.traffic)
+    }
+
     /// The encoded packets to write, taken.
     pub fn outbox(&mut self) -> BytesMut {
         self.outbox.split()
@@ -402,20 +420,32 @@ impl Session {
             Ok(Outcome::Fenced { .. }) => return self.taken_over(actions),
             Ok(Outcome::Rejected { reason }) => {
                 tracing::error!(client = %self.client_id, ?reason, "the cluster rejected a command of this session");
-                return self.close(ReasonCode::ImplementationSpecificError, true, actions);
+                return self.close(
+                    ReasonCode::ImplementationSpecificError,
+                    CloseReason::ClusterError,
+                    actions,
+                );
             }
             Ok(outcome) => outcome,
             // DESIGN §3 rule 1: no answer rather than a wrong one; the client resends
             // through another connection.
             Err(ProposeError::NoLeader) => {
-                return self.close(ReasonCode::ServerBusy, true, actions);
+                return self.close(ReasonCode::ServerBusy, CloseReason::ClusterError, actions);
             }
             Err(ProposeError::Stopped) => {
-                return self.close(ReasonCode::ServerShuttingDown, true, actions);
+                return self.close(
+                    ReasonCode::ServerShuttingDown,
+                    CloseReason::ServerShutdown,
+                    actions,
+                );
             }
             Err(ProposeError::Unknown(e)) => {
                 tracing::warn!(client = %self.client_id, "closing: outcome unknown: {e}");
-                return self.close(ReasonCode::UnspecifiedError, true, actions);
+                return self.close(
+                    ReasonCode::UnspecifiedError,
+                    CloseReason::ClusterError,
+                    actions,
+                );
             }
         };
         match awaiting {
@@ -432,7 +462,11 @@ impl Session {
 
     /// The keep-alive timer ran out: close, publishing the will.
     pub fn keep_alive_expired(&mut self, actions: &mut Vec<Action>) {
-        self.close(ReasonCode::KeepAliveTimeout, true, actions);
+        self.close(
+            ReasonCode::KeepAliveTimeout,
+            CloseReason::KeepAliveTimeout,
+            actions,
+        );
     }
 
     /// The session was taken over by a newer connection (5.0 DISCONNECT 0x8E).
@@ -442,12 +476,17 @@ impl Session {
         }
         self.send_disconnect(ReasonCode::SessionTakenOver);
         self.closed = true;
+        self.close_reason = Some(CloseReason::TakenOver);
         actions.push(Action::Close(SessionEnd::TakenOver));
     }
 
     /// The server is shutting down or draining: the client is told to go elsewhere.
     pub fn server_shutdown(&mut self, actions: &mut Vec<Action>) {
-        self.close(ReasonCode::ServerShuttingDown, true, actions);
+        self.close(
+            ReasonCode::ServerShuttingDown,
+            CloseReason::ServerShutdown,
+            actions,
+        );
     }
 
     /// The connection broke (read error, peer closed) without a DISCONNECT.
@@ -457,6 +496,7 @@ impl Session {
         }
         self.propose_acks(actions);
         self.closed = true;
+        self.close_reason = Some(CloseReason::ConnectionLost);
         actions.push(Action::Close(SessionEnd::Disconnect {
             publish_will: true,
             session_expiry: None,
@@ -465,7 +505,7 @@ impl Session {
 
     /// A packet the codec refused: `reason` is what 5.0 answers (3.1.1 just closes).
     pub fn protocol_error(&mut self, reason: ReasonCode, actions: &mut Vec<Action>) {
-        self.close(reason, true, actions);
+        self.close(reason, CloseReason::ProtocolError, actions);
     }
 
     fn client_disconnect(&mut self, disconnect: &Disconnect, actions: &mut Vec<Action>) {
@@ -477,22 +517,24 @@ impl Session {
         }
         self.propose_acks(actions);
         self.closed = true;
+        self.close_reason = Some(CloseReason::ClientDisconnect);
         actions.push(Action::Close(SessionEnd::Disconnect {
             publish_will: disconnect.reason == ReasonCode::DisconnectWithWillMessage,
             session_expiry,
         }));
     }
 
-    /// Sends DISCONNECT with `reason` (5.0 only) and closes.
-    fn close(&mut self, reason: ReasonCode, publish_will: bool, actions: &mut Vec<Action>) {
+    /// Sends DISCONNECT with `reason` (5.0 only) and closes, publishing the will.
+    fn close(&mut self, reason: ReasonCode, why: CloseReason, actions: &mut Vec<Action>) {
         if self.closed {
             return;
         }
         self.propose_acks(actions);
         self.send_disconnect(reason);
         self.closed = true;
+        self.close_reason = Some(why);
         actions.push(Action::Close(SessionEnd::Disconnect {
-            publish_will,
+            publish_will: true,
             session_expiry: None,
         }));
     }
@@ -510,9 +552,15 @@ impl Session {
         match packet.encode(self.protocol, &mut self.outbox) {
             Ok(size) if size > self.client_max_packet_size => {
                 self.outbox.truncate(start);
+                if matches!(packet, Packet::Publish(_)) {
+                    self.traffic.dropped(DropReason::TooLarge);
+                }
                 false
             }
-            Ok(_) => true,
+            Ok(_) => {
+                self.traffic.sent(packet);
+                true
+            }
             Err(e) => {
                 // Only values the protocol cannot carry get here (a property too long for
                 // its field): the packet is left out, the connection goes on.

@@ -19,7 +19,7 @@ use crate::cluster::command::{
 use crate::mqtt::{Ack, Packet, PacketId, QoS, ReasonCode};
 
 use super::convert::{Delivered, publish_packet, remaining_expiry};
-use super::{Action, Awaiting, InFlight, Session};
+use super::{Action, Awaiting, DropReason, InFlight, Session};
 
 /// A queue entry of a persistent session with its stored message (`None` when the state no
 /// longer holds it: it expired or the entry only awaits PUBCOMP).
@@ -67,6 +67,9 @@ impl Session {
         };
         let (Some(message), Some(expiry)) = (&queued.message, expiry) else {
             // Gone or expired: done as far as the client is concerned.
+            if queued.message.is_some() {
+                self.traffic.dropped(DropReason::Expired);
+            }
             self.acked.push(id.get());
             return;
         };
@@ -119,6 +122,7 @@ impl Session {
                 break;
             }
             self.dropped += 1;
+            self.traffic.dropped(DropReason::QueueFull);
         }
         self.waiting_bytes += size;
         self.waiting.push_back(direct);
@@ -170,7 +174,10 @@ impl Session {
             None => None,
             Some(at) => match remaining_expiry(at, now) {
                 Some(left) => Some(left),
-                None => return false,
+                None => {
+                    self.traffic.dropped(DropReason::Expired);
+                    return false;
+                }
             },
         };
         let delivered = Delivered {
@@ -215,6 +222,7 @@ impl Session {
         // Checked at each delivery, so an ACL change reaches subscriptions made before it;
         // a message the client may not receive is done with, as if delivered.
         if !self.allows(Access::Receive(topic)) {
+            self.traffic.dropped(DropReason::NotAuthorized);
             return false;
         }
         let (name, alias, new_alias) = match self.outbound_aliases.get(topic) {

@@ -201,6 +201,7 @@ fn an_unknown_outcome_closes_rather_than_acknowledging() {
             ..
         })]
     ));
+    assert_eq!(s.close_reason(), Some(CloseReason::ClusterError));
 }
 
 #[test]
@@ -282,6 +283,10 @@ fn publishing_to_sys_topics_is_refused() {
     assert!(actions.is_empty());
     assert!(matches!(&sent(&mut s)[..],
         [Packet::PubAck(a)] if a.reason == ReasonCode::NotAuthorized));
+    let traffic = s.take_traffic();
+    assert_eq!(traffic.dropped[DropReason::NotAuthorized as usize], 1);
+    assert_eq!(traffic.packets_of(crate::mqtt::PacketType::PubAck), 1);
+    assert!(s.take_traffic().is_empty(), "taken");
 }
 
 #[test]
@@ -580,6 +585,9 @@ fn a_message_larger_than_the_client_accepts_is_dropped_and_counted_delivered() {
     )));
     s.deliver_queued(big, 0);
     assert!(sent(&mut s).is_empty());
+    let traffic = s.take_traffic();
+    assert_eq!(traffic.dropped[DropReason::TooLarge as usize], 1);
+    assert_eq!(traffic.messages, [0, 0, 0], "nothing sent");
     let mut actions = Vec::new();
     s.flush(&mut actions);
     assert!(matches!(&proposals(&mut actions)[..],

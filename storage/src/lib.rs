@@ -35,6 +35,7 @@
 pub mod encoding;
 mod error;
 mod log_store;
+mod observer;
 mod snapshot;
 mod state;
 mod state_machine;
@@ -43,6 +44,7 @@ use std::path::{Path, PathBuf};
 
 pub use error::StoreError;
 pub use log_store::LogStore;
+pub use observer::StorageObserver;
 pub use state::{Application, Record, StateReader, StateTx, Table};
 pub use state_machine::{SnapshotBuilder, StateMachineStore};
 
@@ -55,6 +57,7 @@ const NODE_ID_KEY: &[u8] = b"node_id";
 pub struct Storage {
     db: sled::Db,
     dir: PathBuf,
+    observer: observer::Observer,
 }
 
 impl Storage {
@@ -68,7 +71,14 @@ impl Storage {
         Ok(Storage {
             db,
             dir: dir.to_path_buf(),
+            observer: observer::Observer::default(),
         })
+    }
+
+    /// Reports fsync times and snapshots to `observer`, in the stores made after this.
+    pub fn with_observer(mut self, observer: std::sync::Arc<dyn StorageObserver>) -> Self {
+        self.observer = observer::Observer::new(observer);
+        self
     }
 
     /// The data directory this storage lives in.
@@ -81,7 +91,7 @@ impl Storage {
     where
         C: log_store::LogTypeConfig,
     {
-        LogStore::open(&self.db)
+        LogStore::open(&self.db, self.observer.clone())
     }
 
     /// The state-machine store, applying commands with `app`.
@@ -90,7 +100,12 @@ impl Storage {
         C: state_machine::StateTypeConfig,
         A: Application<C>,
     {
-        StateMachineStore::open(&self.db, self.dir.join("snapshots"), app)
+        StateMachineStore::open(
+            &self.db,
+            self.dir.join("snapshots"),
+            app,
+            self.observer.clone(),
+        )
     }
 
     /// The node's id: read from the data directory, or created by `fresh` and stored

@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 
 use crate::StoreError;
 use crate::encoding::{decode, encode};
+use crate::observer::Observer;
 
 const META_TREE: &str = "raft_meta";
 const LOG_TREE: &str = "raft_log";
@@ -36,6 +37,7 @@ pub struct LogStore<C> {
     db: sled::Db,
     meta: sled::Tree,
     log: sled::Tree,
+    observer: Observer,
     _types: PhantomData<C>,
 }
 
@@ -45,6 +47,7 @@ impl<C> Clone for LogStore<C> {
             db: self.db.clone(),
             meta: self.meta.clone(),
             log: self.log.clone(),
+            observer: self.observer.clone(),
             _types: PhantomData,
         }
     }
@@ -63,11 +66,12 @@ fn write_err(e: StoreError) -> StorageError<u64> {
 }
 
 impl<C: LogTypeConfig> LogStore<C> {
-    pub(crate) fn open(db: &sled::Db) -> Result<Self, StoreError> {
+    pub(crate) fn open(db: &sled::Db, observer: Observer) -> Result<Self, StoreError> {
         Ok(LogStore {
             db: db.clone(),
             meta: db.open_tree(META_TREE)?,
             log: db.open_tree(LOG_TREE)?,
+            observer,
             _types: PhantomData,
         })
     }
@@ -90,9 +94,13 @@ impl<C: LogTypeConfig> LogStore<C> {
             .map(|id| id.index))
     }
 
+    /// Bytes the whole database (log and state) takes on disk, by sled's estimate.
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(self.db.size_on_disk()?)
+    }
+
     async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
-        Ok(())
+        self.observer.flush(&self.db).await
     }
 
     fn last_log_id(&self) -> Result<Option<LogId<u64>>, StoreError> {

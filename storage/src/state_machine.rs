@@ -16,6 +16,7 @@ use tokio::io::AsyncSeekExt;
 use crate::StoreError;
 use crate::encoding::{decode, encode};
 use crate::log_store::LogTypeConfig;
+use crate::observer::Observer;
 use crate::snapshot::{SnapshotReader, SnapshotWriter, remove_if_present};
 use crate::state::{Application, StateReader, StateTx, Table};
 
@@ -46,6 +47,7 @@ pub struct StateMachineStore<C: RaftTypeConfig, A> {
     state: Arc<RwLock<sled::Tree>>,
     snapshot_dir: PathBuf,
     app: A,
+    observer: Observer,
     _types: PhantomData<C>,
 }
 
@@ -73,7 +75,12 @@ fn current_snapshot<C: StateTypeConfig>(
 }
 
 impl<C: StateTypeConfig, A: Application<C>> StateMachineStore<C, A> {
-    pub(crate) fn open(db: &sled::Db, snapshot_dir: PathBuf, app: A) -> Result<Self, StoreError> {
+    pub(crate) fn open(
+        db: &sled::Db,
+        snapshot_dir: PathBuf,
+        app: A,
+        observer: Observer,
+    ) -> Result<Self, StoreError> {
         let root = db.open_tree(ROOT_TREE)?;
         let generation = match root.get(GENERATION_KEY)? {
             Some(raw) => decode(&raw)?,
@@ -97,6 +104,7 @@ impl<C: StateTypeConfig, A: Application<C>> StateMachineStore<C, A> {
             state: Arc::new(RwLock::new(tree)),
             snapshot_dir,
             app,
+            observer,
             _types: PhantomData,
         };
         let reader = store.reader();
@@ -236,7 +244,7 @@ impl<C: StateTypeConfig, A: Application<C>> StateMachineStore<C, A> {
         flip.insert(GENERATION_KEY, encode(&next_generation)?);
         flip.insert(SNAPSHOT_KEY, encode(&(meta, &file))?);
         self.root.apply_batch(flip)?;
-        self.db.flush_async().await?;
+        self.observer.flush(&self.db).await?;
 
         let old_name = state_tree_name(self.generation);
         match self.state.write() {
@@ -247,7 +255,9 @@ impl<C: StateTypeConfig, A: Application<C>> StateMachineStore<C, A> {
         self.db.drop_tree(old_name)?;
         remove_stale_files(&self.snapshot_dir, Some(&file))?;
         let reader = self.reader();
-        self.app.reset(&reader)
+        self.app.reset(&reader)?;
+        self.observer.snapshot_installed();
+        Ok(())
     }
 }
 
@@ -326,6 +336,7 @@ impl<C: StateTypeConfig, A: Application<C>> RaftStateMachine<C> for StateMachine
             db: self.db.clone(),
             root: self.root.clone(),
             snapshot_dir: self.snapshot_dir.clone(),
+            observer: self.observer.clone(),
         }
     }
 
@@ -385,6 +396,7 @@ pub struct SnapshotBuilder<C: RaftTypeConfig> {
     db: sled::Db,
     root: sled::Tree,
     snapshot_dir: PathBuf,
+    observer: Observer,
 }
 
 impl<C: StateTypeConfig> RaftSnapshotBuilder<C> for SnapshotBuilder<C> {
@@ -400,7 +412,8 @@ impl<C: StateTypeConfig> RaftSnapshotBuilder<C> for SnapshotBuilder<C> {
             };
             let file = file_name(&path);
             self.root.insert(SNAPSHOT_KEY, encode(&(&meta, &file))?)?;
-            self.db.flush_async().await?;
+            self.observer.flush(&self.db).await?;
+            self.observer.snapshot_built();
             remove_stale_files(&self.snapshot_dir, Some(&file))?;
             let snapshot = tokio::fs::File::open(&path).await?;
             Ok(Snapshot {

@@ -36,7 +36,7 @@ use crate::cluster::types::TypeConfig;
 
 pub use expiry::{MAX_CLOCK_STEP, TICK_LIMIT};
 pub use index::{Merged, Subscribers, SubscriptionIndex};
-pub use reader::BrokerReader;
+pub use reader::{BrokerReader, QueueTotals};
 pub use session::NODE_DOWN_LIMIT;
 pub use tables::{
     BrokerMeta, CorruptState, EntryStage, MessageRefs, QueueEntry, QueueRecord, SessionRecord,

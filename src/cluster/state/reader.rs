@@ -14,6 +14,15 @@ use super::tables::{
 use crate::cluster::command::{Millis, OutboundEntry, WillMessage};
 use crate::mqtt::topic::matches;
 
+/// Entries in the queues of all sessions (see [`BrokerReader::queue_totals`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueTotals {
+    /// Waiting for their session's in-flight window.
+    pub queued: u64,
+    /// Sent and not yet acknowledged.
+    pub in_flight: u64,
+}
+
 /// Typed reads of the broker's tables. Cheap to clone; follows the state across snapshot
 /// installs, as the `StateReader` it wraps does.
 #[derive(Clone)]
@@ -99,6 +108,18 @@ impl BrokerReader {
     /// The counters of the session's queue, overflow drops included.
     pub fn queue(&self, client_id: &str) -> Result<Option<QueueRecord>, StoreError> {
         self.get(QUEUES, &client_key(client_id))
+    }
+
+    /// The queue entries of every session, summed from one small record per session with
+    /// a queue (never the entries themselves): for `/metrics`.
+    pub fn queue_totals(&self) -> Result<QueueTotals, StoreError> {
+        let mut totals = QueueTotals::default();
+        for (_, raw) in self.state.scan_prefix(QUEUES, b"")? {
+            let queue: QueueRecord = decode(&raw)?;
+            totals.queued += u64::from(queue.queued);
+            totals.in_flight += u64::from(queue.in_flight);
+        }
+        Ok(totals)
     }
 
     /// The session's in-flight entries in queue order: what a new owner resends.

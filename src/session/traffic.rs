@@ -1,0 +1,117 @@
+//! What a session sent and dropped since its connection last looked, and why it closed:
+//! plain counts the connection folds into the node's metrics, so the session itself stays
+//! free of I/O and shared state.
+
+use crate::mqtt::{Packet, PacketType};
+
+/// Why a message did not reach a client (the `reason` label of
+/// `raftmq_messages_dropped_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// The ACL denied publishing it, or the subscriber receiving it.
+    NotAuthorized,
+    /// A transient session's waiting line was full: its oldest message went.
+    QueueFull,
+    /// A QoS 1/2 publish matched no subscription.
+    NoSubscribers,
+    /// Its message expiry interval ran out before it could be sent.
+    Expired,
+    /// Larger than the client's maximum packet size (5.0 §3.1.2.11.4).
+    TooLarge,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 5] = [
+        DropReason::NotAuthorized,
+        DropReason::QueueFull,
+        DropReason::NoSubscribers,
+        DropReason::Expired,
+        DropReason::TooLarge,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            DropReason::NotAuthorized => "not_authorized",
+            DropReason::QueueFull => "queue_full",
+            DropReason::NoSubscribers => "no_subscribers",
+            DropReason::Expired => "expired",
+            DropReason::TooLarge => "too_large",
+        }
+    }
+}
+
+/// Why a connection with a session ended (the `reason` label of
+/// `raftmq_connections_closed_total`, and the disconnect log line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The client sent DISCONNECT.
+    ClientDisconnect,
+    /// The socket closed or failed without a DISCONNECT.
+    ConnectionLost,
+    KeepAliveTimeout,
+    /// A newer connection took the session over.
+    TakenOver,
+    /// The node is shutting down or draining.
+    ServerShutdown,
+    /// The client broke the protocol (a malformed packet, a bad packet id...).
+    ProtocolError,
+    /// The cluster could not settle one of the session's commands.
+    ClusterError,
+}
+
+impl CloseReason {
+    pub const ALL: [CloseReason; 7] = [
+        CloseReason::ClientDisconnect,
+        CloseReason::ConnectionLost,
+        CloseReason::KeepAliveTimeout,
+        CloseReason::TakenOver,
+        CloseReason::ServerShutdown,
+        CloseReason::ProtocolError,
+        CloseReason::ClusterError,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            CloseReason::ClientDisconnect => "client_disconnect",
+            CloseReason::ConnectionLost => "connection_lost",
+            CloseReason::KeepAliveTimeout => "keep_alive_timeout",
+            CloseReason::TakenOver => "taken_over",
+            CloseReason::ServerShutdown => "server_shutdown",
+            CloseReason::ProtocolError => "protocol_error",
+            CloseReason::ClusterError => "cluster_error",
+        }
+    }
+}
+
+/// Counts since the connection last took them ([`super::Session::take_traffic`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Packets written to the outbox, by packet type number (index 0 unused).
+    pub packets: [u32; 16],
+    /// PUBLISHes written to the outbox, by QoS.
+    pub messages: [u32; 3],
+    /// Messages dropped, by [`DropReason`] in the order of [`DropReason::ALL`].
+    pub dropped: [u32; 5],
+}
+
+impl Traffic {
+    pub(super) fn sent(&mut self, packet: &Packet) {
+        self.packets[packet.packet_type() as usize] += 1;
+        if let Packet::Publish(publish) = packet {
+            self.messages[publish.qos as usize] += 1;
+        }
+    }
+
+    pub(super) fn dropped(&mut self, reason: DropReason) {
+        self.dropped[reason as usize] += 1;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == Traffic::default()
+    }
+
+    /// The number of packets of `kind` counted.
+    pub fn packets_of(&self, kind: PacketType) -> u32 {
+        self.packets[kind as usize]
+    }
+}
