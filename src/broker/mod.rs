@@ -13,6 +13,7 @@ mod qos0;
 mod rate;
 mod registry;
 mod retain_limits;
+mod sys;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -51,6 +52,8 @@ pub struct BrokerConfig {
     pub auth: AuthConfig,
     /// The live ACL; the state machine keeps its cluster rules current.
     pub acl: AclHandle,
+    /// How often the `$SYS` topics are published (`None`: never).
+    pub sys_interval: Option<Duration>,
 }
 
 /// How long a drain may pause appends to hand leadership over.
@@ -248,6 +251,9 @@ impl Broker {
         }
         if let Some(tls) = tls {
             tasks.push(tls.spawn_reloader(TLS_POLL));
+        }
+        if let Some(interval) = config.sys_interval {
+            tasks.push(tokio::spawn(sys::publish_every(shared.clone(), interval)));
         }
         tasks.push(tokio::spawn({
             let shared = shared.clone();

@@ -257,6 +257,10 @@ pub struct RunArgs {
     /// The most commands in one log entry.
     #[arg(long, default_value_t = 1024, env = "RAFTMQ_PROPOSAL_MAX_BATCH")]
     pub proposal_max_batch: usize,
+    /// Publish this node's `$SYS/brokers/<node id>/...` topics every this many seconds
+    /// (0: never).
+    #[arg(long, default_value_t = 10, env = "RAFTMQ_SYS_INTERVAL")]
+    pub sys_interval: u64,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "RAFTMQ_LOG_FORMAT")]
     pub log_format: LogFormat,
@@ -335,6 +339,7 @@ impl RunArgs {
                 max_topic_levels: self.limits.max_topic_levels,
             },
             connections: self.limits.connection_limits(),
+            sys_interval: (self.sys_interval > 0).then(|| Duration::from_secs(self.sys_interval)),
         })
     }
 

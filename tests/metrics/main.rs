@@ -3,12 +3,15 @@
 //!   a retained message nobody receives, a refused login) moves each counter by exactly
 //!   that much; Raft's indexes and the histograms have samples; `/metrics` needs the API
 //!   token unless `--metrics-public=true`.
+//! - `sys`: the `$SYS` topics of every node of a cluster reach a `$SYS` subscriber, never
+//!   a `#` one, and clients cannot publish under `$SYS`.
 
 #[path = "../broker_support/mod.rs"]
 mod broker_support;
 
 mod client;
 mod scrape;
+mod sys;
 
 use std::collections::HashMap;
 use std::time::Duration;
