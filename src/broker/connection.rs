@@ -233,6 +233,7 @@ where
         username = ?username,
         via = ?peer.via,
         listener = peer.listener.name(),
+        protocol = ?plan.protocol,
         identity = ?peer.identity,
         epoch,
         session_present,
@@ -283,10 +284,18 @@ where
         .await;
     metrics.record(&session.take_traffic());
     metrics.connections.dec();
-    metrics.closed(
-        session
-            .close_reason()
-            .unwrap_or(CloseReason::ConnectionLost),
+    let reason = session
+        .close_reason()
+        .unwrap_or(CloseReason::ConnectionLost);
+    metrics.closed(reason);
+    tracing::info!(
+        client = %client_id,
+        peer = %peer.addr,
+        via = ?peer.via,
+        listener = peer.listener.name(),
+        protocol = ?plan.protocol,
+        reason = reason.label(),
+        "disconnected"
     );
     shared.clients.remove(conn);
     shared.registry.forget(&client_id, conn);

@@ -5,11 +5,14 @@
 //!   token unless `--metrics-public=true`.
 //! - `sys`: the `$SYS` topics of every node of a cluster reach a `$SYS` subscriber, never
 //!   a `#` one, and clients cannot publish under `$SYS`.
+//! - `logs`: with `--log-format json` every line is JSON, and a client's connect and
+//!   disconnect lines carry its real address, listener, protocol and reason.
 
 #[path = "../broker_support/mod.rs"]
 mod broker_support;
 
 mod client;
+mod logs;
 mod scrape;
 mod sys;
 
