@@ -217,7 +217,7 @@ impl Broker {
             listeners.push((listener, local));
         }
         let shared = Arc::new(Shared {
-            qos0: qos0::Qos0Router::new(cluster.clone(), index, registry.clone()),
+            qos0: qos0::Qos0Router::new(cluster.clone(), index, registry.clone(), metrics.clone()),
             cluster: cluster.clone(),
             registry: registry.clone(),
             limits: config.limits,

@@ -16,6 +16,8 @@ use crate::cluster::node::ClusterHandle;
 use crate::cluster::proto;
 use crate::cluster::state::{BrokerReader, SubscriptionIndex};
 use crate::cluster::types::NodeId;
+use crate::metrics::Metrics;
+use crate::session::DropReason;
 
 use super::registry::Registry;
 
@@ -34,6 +36,7 @@ pub(crate) struct Qos0Router {
     peers: Mutex<HashMap<NodeId, mpsc::Sender<Delivery>>>,
     /// Spreads a shared group's QoS 0 messages over its online members.
     turn: AtomicUsize,
+    metrics: Arc<Metrics>,
 }
 
 impl Qos0Router {
@@ -41,8 +44,10 @@ impl Qos0Router {
         cluster: ClusterHandle,
         index: SubscriptionIndex,
         registry: Arc<Registry>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Qos0Router {
+            metrics,
             reader: BrokerReader::new(cluster.state()),
             cluster,
             index,
@@ -139,6 +144,7 @@ impl Qos0Router {
             tx
         });
         if queue.try_send(delivery).is_err() {
+            self.metrics.broker.dropped(DropReason::QueueFull);
             tracing::debug!(node, "QoS 0 queue to the node is full: message dropped");
         }
     }

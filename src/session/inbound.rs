@@ -50,12 +50,10 @@ impl Session {
         // `$SYS/` belongs to the broker: a client's publish there is refused and dropped,
         // as is one the ACL denies (5.0: PUBACK / PUBREC 0x87; 3.1.1 cannot say so).
         let refused = topic.starts_with("$SYS") || !self.allows(Access::Publish(&topic));
-        if refused {
-            self.traffic.dropped(DropReason::NotAuthorized);
-        }
         match (publish.qos, id) {
             (QoS::AtMostOnce, _) => {
                 if refused {
+                    self.traffic.dropped(DropReason::NotAuthorized);
                     return;
                 }
                 let message = Arc::new(message_from_publish(&publish, topic));
@@ -70,6 +68,7 @@ impl Session {
             }
             (QoS::AtLeastOnce, Some(id)) => {
                 if refused {
+                    self.traffic.dropped(DropReason::NotAuthorized);
                     self.send(&Packet::PubAck(refusal(id)));
                     return;
                 }
@@ -92,6 +91,7 @@ impl Session {
                     _ => {}
                 }
                 if refused {
+                    self.traffic.dropped(DropReason::NotAuthorized);
                     // 5.0: a PUBREC with an error ends the flow; 3.1.1 has no error here
                     // and the client will send PUBREL, answered locally.
                     if self.protocol == Protocol::V311 {
