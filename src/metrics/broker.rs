@@ -256,3 +256,53 @@ fn fold<const N: usize>(set: &CounterSet<N>, counts: &[u32]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exposition(metrics: &BrokerMetrics) -> String {
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encodes");
+        text
+    }
+
+    #[test]
+    fn a_sessions_traffic_lands_in_the_counters_of_its_labels() {
+        let metrics = BrokerMetrics::default();
+        let mut traffic = Traffic::default();
+        traffic.packets[PacketType::Publish as usize] = 3;
+        traffic.packets[PacketType::PubAck as usize] = 1;
+        traffic.messages = [1, 2, 0];
+        traffic.dropped[DropReason::TooLarge as usize] = 4;
+        metrics.record(&traffic);
+        metrics.record(&traffic);
+        metrics.refused(Refused::ConnectTimeout);
+        let text = exposition(&metrics);
+        for line in [
+            r#"raftmq_packets_sent_total{type="publish"} 6"#,
+            r#"raftmq_packets_sent_total{type="puback"} 2"#,
+            r#"raftmq_packets_sent_total{type="connect"} 0"#,
+            r#"raftmq_messages_sent_total{qos="0"} 2"#,
+            r#"raftmq_messages_sent_total{qos="1"} 4"#,
+            r#"raftmq_messages_dropped_total{reason="too_large"} 8"#,
+            r#"raftmq_connections_refused_total{reason="connect_timeout"} 1"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+        assert_eq!(metrics.totals().messages_sent, 6);
+    }
+
+    #[test]
+    fn login_counts_are_members_of_the_families() {
+        let metrics = BrokerMetrics::default();
+        let counts = metrics.login_counts();
+        counts.throttled.inc();
+        counts.anonymous.inc();
+        let text = exposition(&metrics);
+        assert!(text.contains(r#"raftmq_connections_refused_total{reason="throttled"} 1"#));
+        assert!(text.contains(r#"raftmq_logins_total{result="anonymous"} 1"#));
+    }
+}

@@ -3,6 +3,7 @@
 //! cannot publish under `$SYS`.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{Packet, PubAckReason};
@@ -11,6 +12,38 @@ use tokio::time::Instant;
 use crate::WAIT;
 use crate::broker_support::cluster_with;
 use crate::client::Client;
+
+/// Long enough for every node to publish again (`--sys-interval 1`).
+const QUIET: Duration = Duration::from_millis(2500);
+
+/// A 3.1.1 client publishes to `topic` at QoS 0 and 1 and waits for its PUBACK.
+async fn forge_v311(addr: &str, topic: &str) {
+    let port = addr
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    let options = rumqttc::MqttOptions::new("sys-forger-311", "127.0.0.1", port);
+    let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 8);
+    for qos in [rumqttc::QoS::AtMostOnce, rumqttc::QoS::AtLeastOnce] {
+        client
+            .publish(topic, qos, false, "forged")
+            .await
+            .expect("PUBLISH queued");
+    }
+    let acked = async {
+        loop {
+            match eventloop.poll().await {
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))) => return,
+                Ok(_) => {}
+                Err(e) => panic!("3.1.1 client: {e}"),
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, acked)
+        .await
+        .expect("3.1.1: PUBACK in time");
+}
 
 fn topic(publish: &rumqttc::v5::mqttbytes::v5::Publish) -> String {
     String::from_utf8_lossy(&publish.topic).into_owned()
@@ -46,16 +79,24 @@ async fn every_node_publishes_its_sys_topics_to_sys_subscribers_only() {
         heard.insert(node.parse::<u64>().expect("a node id"));
     }
 
-    // A client's publish under $SYS: refused (5.0 PUBACK 0x87) and not delivered.
-    sys.publish("$SYS/brokers/1/uptime", QoS::AtLeastOnce, false, "forged")
+    // A client's publish under $SYS: refused (5.0 PUBACK 0x87; 3.1.1 cannot say so and
+    // is acknowledged) and never delivered, at any QoS.
+    let forged = format!("$SYS/brokers/{}/uptime", heard.first().expect("a node"));
+    sys.publish(&forged, QoS::AtLeastOnce, false, "forged")
         .await;
-    loop {
+    sys.publish(&forged, QoS::AtMostOnce, false, "forged").await;
+    forge_v311(addr, &forged).await;
+    let quiet_until = Instant::now() + QUIET;
+    let mut refused = false;
+    while Instant::now() < quiet_until || !refused {
         match sys.next_packet().await {
             Packet::PubAck(ack) => {
                 assert_eq!(ack.reason, PubAckReason::NotAuthorized);
-                break;
+                refused = true;
             }
-            Packet::Publish(publish) => assert_ne!(&publish.payload[..], b"forged"),
+            Packet::Publish(publish) => {
+                assert_ne!(&publish.payload[..], b"forged", "a forged $SYS message");
+            }
             _ => {}
         }
     }
