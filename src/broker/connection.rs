@@ -25,8 +25,8 @@ use crate::cluster::state::BrokerReader;
 use crate::metrics::{BrokerMetrics, Refused};
 use crate::mqtt::{Codec, Packet, PacketType, Protocol, ReasonCode, Response};
 use crate::session::{
-    Action, Awaiting, CloseReason, DirectMessage, QueuedMessage, Refusal, Session, SessionEnd,
-    accept_connect,
+    Action, Awaiting, CloseReason, DirectMessage, DropReason, QueuedMessage, Refusal, Session,
+    SessionEnd, accept_connect,
 };
 use crate::transport::Peer;
 
@@ -176,10 +176,12 @@ where
         tracing::info!(client = %plan.command.client_id, peer = %peer.addr, "will dropped: the ACL denies its topic");
         plan.command.will = None;
     }
-    if let Some(will) = &mut plan.command.will {
-        shared
+    if let Some(will) = &mut plan.command.will
+        && shared
             .retain_limits
-            .apply(&state, &plan.command.client_id, &mut will.message);
+            .apply(&state, &plan.command.client_id, &mut will.message)
+    {
+        shared.metrics.broker.dropped(DropReason::NotRetained);
     }
     // A client that reconnects right after DISCONNECT (without waiting for the close) can
     // overtake its own DISCONNECT, still unread on the old connection here: give that
@@ -443,7 +445,6 @@ impl Connection {
             }
             let over = share.set((out.bytes.len() + session.output_len()) as u64);
             session.shed_qos0(over);
-            share.dropped_qos0(session.dropped_qos0());
             // A client far behind on its output is not read until it catches up (its
             // keep-alive still counts: one that neither reads nor writes is closed).
             let backlogged = session.output_backlogged(out.bytes.len());
@@ -616,12 +617,14 @@ impl Connection {
             for action in std::mem::take(actions) {
                 match action {
                     Action::Propose(mut command, awaiting) => {
-                        if let Command::Publish(publish) = &mut command {
-                            self.shared.retain_limits.apply(
+                        if let Command::Publish(publish) = &mut command
+                            && self.shared.retain_limits.apply(
                                 &self.reader,
                                 session.client_id(),
                                 &mut publish.message,
-                            );
+                            )
+                        {
+                            self.shared.metrics.broker.dropped(DropReason::NotRetained);
                         }
                         match self.shared.cluster.proposer().submit(command).await {
                             Ok(outcome) => {

@@ -328,17 +328,6 @@ pub struct BrokerStatus {
     pub connections: usize,
 }
 
-/// See [`BrokerHandle::output`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OutputStats {
-    /// Bytes encoded for clients and not yet written to them.
-    pub buffered_bytes: u64,
-    /// QoS 0 messages dropped because their subscriber was not reading, since start.
-    pub dropped_qos0: u64,
-    /// Messages published but not retained (retained store limits), since start.
-    pub not_retained: u64,
-}
-
 impl BrokerHandle {
     pub fn status(&self) -> BrokerStatus {
         BrokerStatus {
@@ -348,18 +337,14 @@ impl BrokerHandle {
         }
     }
 
-    /// What this node holds for clients that are slow to read, and what it dropped.
-    pub fn output(&self) -> OutputStats {
-        OutputStats {
-            buffered_bytes: self.shared.output.total(),
-            dropped_qos0: self.shared.output.dropped_qos0(),
-            not_retained: self.shared.retain_limits.refused(),
-        }
-    }
-
     /// The node's metrics in Prometheus' text format, the state's gauges read now.
     pub fn metrics(&self) -> Result<String, MetricsError> {
         let shared = &self.shared;
+        shared
+            .metrics
+            .broker
+            .output_buffered
+            .set(i64::try_from(shared.output.total()).unwrap_or(i64::MAX));
         shared
             .metrics
             .encode(&shared.cluster, shared.qos0.subscription_count())

@@ -2,7 +2,9 @@
 //! connections together. Each connection keeps its own backlog under
 //! `--max-output-buffer` (its QoS 0 messages are dropped past it); this total is the
 //! node-wide cap (`--max-buffered-bytes`): past it every client's QoS 0 messages are
-//! dropped until the slow ones have taken some or gone. QoS 1/2 messages are never
+//! dropped until the slow ones have taken some or gone (counted as
+//! `raftmq_messages_dropped_total{reason="slow_reader"}`; the total is
+//! `raftmq_output_buffered_bytes`). QoS 1/2 messages are never
 //! dropped here: a persistent session's wait in the replicated queue, a transient
 //! session's in its bounded waiting line.
 
@@ -14,8 +16,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub(crate) struct OutputBudget {
     limit: u64,
     total: AtomicU64,
-    /// QoS 0 messages dropped for slow clients, node-wide.
-    dropped_qos0: AtomicU64,
 }
 
 impl OutputBudget {
@@ -23,7 +23,6 @@ impl OutputBudget {
         Arc::new(OutputBudget {
             limit,
             total: AtomicU64::new(0),
-            dropped_qos0: AtomicU64::new(0),
         })
     }
 
@@ -37,16 +36,11 @@ impl OutputBudget {
         self.total.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn dropped_qos0(&self) -> u64 {
-        self.dropped_qos0.load(Ordering::Relaxed)
-    }
-
     /// A connection's share, empty.
     pub(crate) fn share(self: &Arc<Self>) -> OutputShare {
         OutputShare {
             budget: self.clone(),
             held: 0,
-            dropped_qos0: 0,
         }
     }
 }
@@ -56,7 +50,6 @@ impl OutputBudget {
 pub(crate) struct OutputShare {
     budget: Arc<OutputBudget>,
     held: u64,
-    dropped_qos0: u64,
 }
 
 impl OutputShare {
@@ -74,16 +67,6 @@ impl OutputShare {
         }
         self.held = bytes;
         self.budget.over()
-    }
-
-    /// The connection's session has dropped `count` QoS 0 messages so far.
-    pub(crate) fn dropped_qos0(&mut self, count: u64) {
-        if count > self.dropped_qos0 {
-            self.budget
-                .dropped_qos0
-                .fetch_add(count - self.dropped_qos0, Ordering::Relaxed);
-            self.dropped_qos0 = count;
-        }
     }
 }
 
@@ -109,8 +92,5 @@ mod tests {
         assert_eq!(budget.total(), 70);
         drop(a);
         assert_eq!(budget.total(), 10);
-        b.dropped_qos0(3);
-        b.dropped_qos0(5);
-        assert_eq!(budget.dropped_qos0(), 5);
     }
 }

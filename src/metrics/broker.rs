@@ -85,9 +85,11 @@ pub struct BrokerMetrics {
     pub bytes_sent: Counter,
     messages_received: CounterSet<3>,
     messages_sent: CounterSet<3>,
-    dropped: CounterSet<5>,
+    dropped: CounterSet<7>,
     /// Times a client was held back by its publish rate limit.
     pub rate_limited: Counter,
+    /// Bytes encoded for clients and not yet written (set at scrape time).
+    pub output_buffered: Gauge,
 }
 
 impl Default for BrokerMetrics {
@@ -106,6 +108,7 @@ impl Default for BrokerMetrics {
             messages_sent: CounterSet::new("qos", QOS),
             dropped: CounterSet::new("reason", DropReason::ALL.map(DropReason::label)),
             rate_limited: Counter::default(),
+            output_buffered: Gauge::default(),
         }
     }
 }
@@ -171,6 +174,11 @@ impl BrokerMetrics {
             registry,
             "raftmq_messages_dropped",
             "Messages not delivered or not accepted, by reason",
+        );
+        registry.register(
+            "raftmq_output_buffered_bytes",
+            "Bytes encoded for clients and not yet taken by them, all connections of the node",
+            self.output_buffered.clone(),
         );
         registry.register(
             "raftmq_publish_rate_limited",

@@ -100,6 +100,7 @@ impl Session {
             // not read would let one subscriber grow the node without bound.
             if self.shed_qos0 || self.outbox.len() >= self.limits.max_output_buffer as usize {
                 self.dropped_qos0 += 1;
+                self.traffic.dropped(DropReason::SlowReader);
             } else {
                 self.send_direct(&direct, None, now);
             }
@@ -112,6 +113,7 @@ impl Session {
         let size = direct.message.payload.len() as u64;
         if self.limits.max_queued_messages == 0 || size > self.limits.max_queued_bytes {
             self.dropped += 1;
+            self.traffic.dropped(DropReason::QueueFull);
             return;
         }
         // The oldest waiting messages make room.

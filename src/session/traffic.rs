@@ -18,15 +18,23 @@ pub enum DropReason {
     Expired,
     /// Larger than the client's maximum packet size (5.0 §3.1.2.11.4).
     TooLarge,
+    /// A QoS 0 message for a client that was not taking its output (past
+    /// `--max-output-buffer`, or the node past `--max-buffered-bytes`).
+    SlowReader,
+    /// Published but not retained: past `--max-retained-messages` or
+    /// `--max-retained-payload` (the message itself still reached its subscribers).
+    NotRetained,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 5] = [
+    pub const ALL: [DropReason; 7] = [
         DropReason::NotAuthorized,
         DropReason::QueueFull,
         DropReason::NoSubscribers,
         DropReason::Expired,
         DropReason::TooLarge,
+        DropReason::SlowReader,
+        DropReason::NotRetained,
     ];
 
     pub fn label(self) -> &'static str {
@@ -36,6 +44,8 @@ impl DropReason {
             DropReason::NoSubscribers => "no_subscribers",
             DropReason::Expired => "expired",
             DropReason::TooLarge => "too_large",
+            DropReason::SlowReader => "slow_reader",
+            DropReason::NotRetained => "not_retained",
         }
     }
 }
@@ -91,7 +101,7 @@ pub struct Traffic {
     /// PUBLISHes written to the outbox, by QoS.
     pub messages: [u32; 3],
     /// Messages dropped, by [`DropReason`] in the order of [`DropReason::ALL`].
-    pub dropped: [u32; 5],
+    pub dropped: [u32; 7],
 }
 
 impl Traffic {
