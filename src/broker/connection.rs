@@ -128,15 +128,7 @@ where
             }
         };
     if !shared.is_ready() {
-        metrics.refused(Refused::Unavailable);
-        let _ = refuse(
-            &mut writer,
-            plan.protocol,
-            ReasonCode::ServerUnavailable,
-            metrics,
-        )
-        .await;
-        return;
+        return unavailable(&mut writer, plan.protocol, metrics).await;
     }
     let state = BrokerReader::new(shared.cluster.state());
     let login = shared
@@ -218,15 +210,7 @@ where
             if let Some(epoch) = shared.registry.forget(&client_id, conn) {
                 shared.disconnect_orphan(client_id.clone(), epoch);
             }
-            metrics.refused(Refused::Unavailable);
-            let _ = refuse(
-                &mut writer,
-                plan.protocol,
-                ReasonCode::ServerUnavailable,
-                metrics,
-            )
-            .await;
-            return;
+            return unavailable(&mut writer, plan.protocol, metrics).await;
         }
     };
     tracing::info!(
@@ -337,6 +321,16 @@ where
         }
         metrics.bytes_received.inc_by(read as u64);
     }
+}
+
+/// Refuses a CONNECT with "server unavailable": the node cannot hold a session now.
+async fn unavailable<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    protocol: Protocol,
+    metrics: &BrokerMetrics,
+) {
+    metrics.refused(Refused::Unavailable);
+    let _ = refuse(writer, protocol, ReasonCode::ServerUnavailable, metrics).await;
 }
 
 /// Answers a CONNECT with a refusing CONNACK.

@@ -1,9 +1,21 @@
 //! Counter families whose members are all made at start-up, one per label value, so that
-//! counting is one atomic add: no lock, no label set built per event.
+//! counting is one atomic add: no lock, no label set built per event; and the
+//! registration of plain gauges from a table.
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+
+/// Registers each `(name, help, gauge)`.
+pub(crate) fn register_gauges<const N: usize>(
+    registry: &mut Registry,
+    gauges: [(&str, &str, &Gauge); N],
+) {
+    for (name, help, gauge) in gauges {
+        registry.register(name, help, gauge.clone());
+    }
+}
 
 /// One label, with a fixed set of values.
 pub(crate) type Label = [(&'static str, &'static str); 1];

@@ -13,7 +13,7 @@ pub mod raft;
 use std::sync::Arc;
 
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::{Registry, Unit};
+use prometheus_client::registry::Registry;
 use raftmq_storage::StoreError;
 
 use crate::cluster::node::ClusterHandle;
@@ -55,32 +55,35 @@ impl Metrics {
         broker.register(&mut registry);
         raft.register(&mut registry);
         let state = StateGauges::default();
-        registry.register(
-            "raftmq_sessions",
-            "Sessions in the cluster, online and offline",
-            state.sessions.clone(),
-        );
-        registry.register(
-            "raftmq_subscriptions",
-            "Subscriptions in the cluster (each shared group member once)",
-            state.subscriptions.clone(),
-        );
-        registry.register(
-            "raftmq_retained_messages",
-            "Retained messages in the cluster",
-            state.retained.clone(),
-        );
-        registry.register_with_unit(
-            "raftmq_queued",
-            "Queue entries of persistent sessions waiting for their in-flight window",
-            Unit::Other("messages".into()),
-            state.queued.clone(),
-        );
-        registry.register_with_unit(
-            "raftmq_in_flight",
-            "Queue entries of persistent sessions sent and not yet acknowledged",
-            Unit::Other("messages".into()),
-            state.in_flight.clone(),
+        family::register_gauges(
+            &mut registry,
+            [
+                (
+                    "raftmq_sessions",
+                    "Sessions in the cluster, online and offline",
+                    &state.sessions,
+                ),
+                (
+                    "raftmq_subscriptions",
+                    "Subscriptions in the cluster (each shared group member once)",
+                    &state.subscriptions,
+                ),
+                (
+                    "raftmq_retained_messages",
+                    "Retained messages in the cluster",
+                    &state.retained,
+                ),
+                (
+                    "raftmq_queued_messages",
+                    "Queue entries of persistent sessions waiting for their in-flight window",
+                    &state.queued,
+                ),
+                (
+                    "raftmq_in_flight_messages",
+                    "Queue entries of persistent sessions sent and not yet acknowledged",
+                    &state.in_flight,
+                ),
+            ],
         );
         Metrics {
             registry,

@@ -11,11 +11,13 @@ use prometheus_client::registry::{Registry, Unit};
 use raftmq_storage::StorageObserver;
 use tokio::sync::watch;
 
+use super::family::register_gauges;
 use crate::cluster::types::NodeId;
 
 /// openraft's metrics as its watch carries them.
 type RaftWatch = watch::Receiver<openraft::RaftMetrics<NodeId, openraft::BasicNode>>;
 
+/// The cluster's metrics; the storage's observer too. Clones share the values.
 #[derive(Debug, Clone)]
 pub struct RaftMetrics {
     pub term: Gauge,
@@ -96,9 +98,7 @@ impl RaftMetrics {
                 &self.apply_lag,
             ),
         ];
-        for (name, help, gauge) in gauges {
-            registry.register(name, help, gauge.clone());
-        }
+        register_gauges(registry, gauges);
         registry.register(
             "raftmq_raft_leader_changes",
             "Times the leader this node knows changed",

@@ -28,6 +28,10 @@
 //!    fresh `sm.<generation>` tree, then flips `sm_root`'s pointer in one flushed write and
 //!    drops the old tree. A crash before the flip leaves the old state in force.
 //!
+//! Every flush goes through one place that times it for an optional [`StorageObserver`]
+//! (the node's fsync-latency histogram), which also hears of each snapshot built or
+//! installed.
+//!
 //! Why one state tree per generation rather than one tree per table: sled makes a `Batch`
 //! atomic only within one tree, and its multi-tree transactions cannot scan ranges, which
 //! the broker needs (a session's queue). Tables are key prefixes instead ([`Table`]).
