@@ -211,7 +211,7 @@ async fn transient_sessions_get_direct_deliveries_and_end_with_their_connection(
         }
     );
     assert_eq!(node.reader().session("t").unwrap(), None);
-    assert_eq!(node.reader().session_count().unwrap(), 0);
+    assert_eq!(node.reader().session_count().unwrap(), 1, "the watcher's");
     assert!(node.reader().subscriptions("t").unwrap().is_empty());
     let outcome = node.one(broker_publish(message("a", "x", 1))).await;
     assert!(matches!(outcome, Outcome::Published { matched: 0, .. }));
@@ -508,7 +508,7 @@ async fn node_down_does_bounded_work_per_command() {
             ..
         }
     ));
-    assert_eq!(node.reader().session_count().unwrap(), 0);
+    assert_eq!(node.reader().session_count().unwrap(), 1, "the watcher's");
 }
 
 #[tokio::test]
@@ -668,5 +668,100 @@ async fn one_tick_expires_a_bounded_number_of_sessions() {
         expired(node.one(Command::Tick { now: T0 + 1_000 }).await),
         1
     );
-    assert_eq!(node.reader().session_count().unwrap(), 0);
+    assert_eq!(node.reader().session_count().unwrap(), 1, "the watcher's");
+}
+
+/// The operator's `Evict`: without `remove_session` it names the connection to close and
+/// changes nothing; with it the session, its subscriptions, queue and will are gone (the
+/// will not published), online or offline; an unknown client is reported as such.
+#[tokio::test]
+async fn evict_closes_the_connection_and_removes_the_session_if_asked() {
+    use raftmq::cluster::command::Evict;
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = Node::open(dir.path()).await;
+    let evict = |client: &str, remove_session: bool| {
+        Command::Evict(Evict {
+            client_id: client.into(),
+            remove_session,
+            now: T0,
+        })
+    };
+    let online = connect(
+        &mut node,
+        Connect {
+            will: Some(will("w", 0)),
+            ..persistent("c", 1)
+        },
+    )
+    .await;
+    node.one(subscribe("c", online, &[("a/#", options(1))]))
+        .await;
+    // Subscribed to the will's topic: a published will would be delivered to it.
+    let watcher = connect(&mut node, persistent("watcher", 1)).await;
+    node.one(subscribe("watcher", watcher, &[("w", options(1))]))
+        .await;
+    let before = node.tables();
+    let outcome = node.one(evict("c", false)).await;
+    assert_eq!(
+        outcome,
+        Outcome::Evicted {
+            client_id: "c".into(),
+            existed: true,
+            connection: Some(Takeover {
+                node: 1,
+                epoch: online
+            }),
+            deliveries: Vec::new(),
+        }
+    );
+    assert_eq!(node.tables(), before, "a kick alone changes no state");
+
+    let outcome = node.one(evict("c", true)).await;
+    let Outcome::Evicted {
+        existed: true,
+        connection: Some(_),
+        deliveries,
+        ..
+    } = outcome
+    else {
+        panic!("{outcome:?}")
+    };
+    assert!(deliveries.is_empty(), "no will published: {deliveries:?}");
+    let reader = node.reader();
+    assert_eq!(reader.session("c").unwrap(), None);
+    assert!(reader.subscriptions("c").unwrap().is_empty());
+    assert_eq!(reader.will("c").unwrap(), None);
+    // Its connection's later Disconnect is fenced.
+    let late = node.one(disconnect("c", online, true, T0)).await;
+    assert!(matches!(late, Outcome::Fenced { .. }), "{late:?}");
+
+    let offline = connect(&mut node, persistent("d", 2)).await;
+    node.one(disconnect("d", offline, false, T0)).await;
+    let outcome = node.one(evict("d", true)).await;
+    assert!(
+        matches!(
+            outcome,
+            Outcome::Evicted {
+                existed: true,
+                connection: None,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    assert_eq!(node.reader().session("d").unwrap(), None);
+    assert_eq!(node.reader().session_count().unwrap(), 1, "the watcher's");
+
+    let outcome = node.one(evict("nobody", true)).await;
+    assert!(
+        matches!(
+            outcome,
+            Outcome::Evicted {
+                existed: false,
+                connection: None,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
 }

@@ -31,6 +31,10 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, code, message)
     }
 
+    pub(super) fn unavailable(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+    }
+
     pub(super) fn internal(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }
@@ -51,5 +55,34 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "code": self.code, "message": self.message });
         (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<raftmq_storage::StoreError> for ApiError {
+    /// The node's own copy of the state could not be read.
+    fn from(e: raftmq_storage::StoreError) -> Self {
+        ApiError::internal(format!("reading the state: {e}"))
+    }
+}
+
+impl From<crate::cluster::node::MemberError> for ApiError {
+    fn from(e: crate::cluster::node::MemberError) -> Self {
+        use crate::cluster::node::MemberError;
+        match &e {
+            MemberError::NotMember(_) => ApiError::not_found("not_found", e.to_string()),
+            MemberError::WrongNode { .. } => ApiError::bad_request("bad_request", e.to_string()),
+            MemberError::Call(status) if status.code() == tonic::Code::NotFound => {
+                ApiError::not_found("not_found", e.to_string())
+            }
+            MemberError::Call(status)
+                if matches!(
+                    status.code(),
+                    tonic::Code::FailedPrecondition | tonic::Code::InvalidArgument
+                ) =>
+            {
+                ApiError::bad_request("bad_request", e.to_string())
+            }
+            _ => ApiError::unavailable(e.to_string()),
+        }
     }
 }

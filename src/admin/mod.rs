@@ -10,9 +10,15 @@
 mod acl;
 pub mod cli;
 pub mod client;
+mod clients;
 mod error;
 pub mod health;
 mod metrics;
+mod nodes;
+mod paging;
+mod publish;
+mod retained;
+mod sessions;
 pub mod token;
 mod users;
 
@@ -68,6 +74,28 @@ pub async fn serve(
         )
         .route("/api/v1/acl", get(acl::show).put(acl::replace))
         .route("/metrics", get(metrics::scrape))
+        .route("/api/v1/nodes", get(nodes::list).post(nodes::add))
+        .route("/api/v1/nodes/{id}", get(nodes::get).delete(nodes::remove))
+        .route("/api/v1/nodes/{id}/drain", post(nodes::drain))
+        .route("/api/v1/cluster/snapshot", post(nodes::snapshot))
+        .route("/api/v1/cluster/leader", post(nodes::leader))
+        .route("/api/v1/clients", get(clients::list))
+        .route(
+            "/api/v1/clients/{client_id}",
+            get(clients::get).delete(clients::kick),
+        )
+        .route("/api/v1/sessions", get(sessions::list))
+        .route(
+            "/api/v1/sessions/{client_id}",
+            get(sessions::get).delete(sessions::remove),
+        )
+        .route("/api/v1/subscriptions", get(sessions::subscriptions))
+        .route("/api/v1/retained", get(retained::list))
+        .route(
+            "/api/v1/retained/message",
+            get(retained::get).delete(retained::remove),
+        )
+        .route("/api/v1/publish", post(publish::publish))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             token::require,

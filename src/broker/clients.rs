@@ -9,6 +9,8 @@ use std::sync::Mutex;
 use serde::Serialize;
 
 use crate::cluster::command::Millis;
+use crate::cluster::node::LocalClients;
+use crate::cluster::proto::pb;
 use crate::transport::Kind;
 
 /// One connected client.
@@ -27,6 +29,26 @@ pub struct ClientInfo {
     pub session_present: bool,
     /// Milliseconds since the Unix epoch.
     pub connected_at: Millis,
+    /// Seconds, as the broker applies it (0: none).
+    pub keep_alive: u16,
+    pub username: Option<String>,
+}
+
+impl From<&ClientInfo> for pb::ConnectedClient {
+    fn from(info: &ClientInfo) -> Self {
+        pb::ConnectedClient {
+            client_id: info.client_id.clone(),
+            peer: info.peer.to_string(),
+            via: info.via.map(|via| via.to_string()),
+            listener: info.listener.name().to_string(),
+            identity: info.identity.clone(),
+            protocol: u32::from(info.protocol),
+            session_present: info.session_present,
+            connected_at: info.connected_at,
+            keep_alive: u32::from(info.keep_alive),
+            username: info.username.clone(),
+        }
+    }
 }
 
 /// Connected clients by connection number.
@@ -54,5 +76,11 @@ impl Clients {
         let mut all: Vec<ClientInfo> = self.lock().values().cloned().collect();
         all.sort_by(|a, b| a.client_id.cmp(&b.client_id));
         all
+    }
+}
+
+impl LocalClients for Clients {
+    fn connected(&self) -> Vec<pb::ConnectedClient> {
+        self.list().iter().map(pb::ConnectedClient::from).collect()
     }
 }

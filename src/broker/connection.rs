@@ -236,6 +236,8 @@ where
             protocol: plan.command.protocol,
             session_present,
             connected_at: now(),
+            keep_alive: plan.keep_alive,
+            username: username.clone(),
         },
     );
     metrics.accepted.inc();
@@ -662,6 +664,7 @@ impl Connection {
             ),
             Event::TakenOver => session.taken_over(actions),
             Event::Shutdown => session.server_shutdown(actions),
+            Event::Kicked => session.administrative_close(actions),
         }
     }
 

@@ -83,7 +83,7 @@ pub(crate) struct Shared {
     pub(crate) auth: Authenticator,
     pub(crate) acl: AclHandle,
     pub(crate) admission: Arc<admission::Admission>,
-    pub(crate) clients: clients::Clients,
+    pub(crate) clients: Arc<clients::Clients>,
     pub(crate) retain_limits: retain_limits::RetainLimits,
     /// What all connections have encoded for their clients and not yet written.
     pub(crate) output: Arc<output::OutputBudget>,
@@ -229,7 +229,7 @@ impl Broker {
                 config.connections.max_retained_messages,
                 config.connections.max_retained_payload as usize,
             ),
-            clients: clients::Clients::default(),
+            clients: Arc::default(),
             metrics,
             ready: AtomicBool::new(false),
             draining: AtomicBool::new(false),
@@ -237,6 +237,7 @@ impl Broker {
             hand_off: tokio::sync::OnceCell::new(),
             connections: AtomicU64::new(0),
         });
+        cluster.set_local_clients(shared.clients.clone());
         tokio::spawn(qos0::receive(cluster.clone(), registry));
         tokio::spawn(settle_orphans(shared.clone(), orphans));
         // Listening at once: until recovery is done every CONNECT is refused with "server
@@ -353,6 +354,37 @@ impl BrokerHandle {
     /// The clients connected to this node, by client id.
     pub fn clients(&self) -> Vec<ClientInfo> {
         self.shared.clients.list()
+    }
+
+    /// Publishes `message` as the broker itself (the HTTP API), by the path a client's
+    /// PUBLISH takes: QoS 1 and 2 (and a retained QoS 0 message's retained store) through
+    /// the log, answered once committed; QoS 0 routed to the subscribers directly. The
+    /// log's outcome, if it went through the log.
+    pub async fn publish(
+        &self,
+        message: crate::cluster::command::Message,
+    ) -> Result<Option<crate::cluster::command::Outcome>, crate::cluster::proposer::ProposeError>
+    {
+        let now = clock::now();
+        let qos0 = message.qos == 0;
+        let through_log = !qos0 || message.retain;
+        let outcome = if through_log {
+            let command = Command::Publish(crate::cluster::command::Publish {
+                from: None,
+                packet_id: None,
+                message: message.clone(),
+                now,
+            });
+            Some(self.shared.cluster.proposer().propose(command).await?)
+        } else {
+            None
+        };
+        if qos0 {
+            // No client published it, and no session has an empty client id (the broker
+            // assigns one): no "no local" subscription excludes it.
+            self.shared.qos0.route(Arc::new(message), "", now);
+        }
+        Ok(outcome)
     }
 
     /// Starts draining: from now on the health check reports 503 and CONNECTs are refused

@@ -27,6 +27,9 @@ pub(crate) enum Event {
     TakenOver,
     /// The node is shutting down: close with "server shutting down".
     Shutdown,
+    /// An operator closed the connection (or removed its session): close with
+    /// "administrative action".
+    Kicked,
 }
 
 pub(crate) type EventSender = mpsc::UnboundedSender<Event>;
@@ -165,6 +168,21 @@ impl Registry {
                     }
                 }
                 drop(inner);
+                deliveries
+            }
+            Outcome::Evicted {
+                client_id,
+                connection,
+                deliveries,
+                ..
+            } => {
+                if let Some(connection) = connection
+                    && connection.node == me
+                    && let Some(bound) = self.lock().bound.get(client_id)
+                    && bound.epoch == connection.epoch
+                {
+                    let _ = bound.tx.send(Event::Kicked);
+                }
                 deliveries
             }
             Outcome::Disconnected { deliveries, .. }

@@ -93,6 +93,19 @@ pub enum Command {
     SetAcl {
         rules: Vec<AclRule>,
     },
+    /// An operator's call (the HTTP API): the client's connection, wherever it is, is
+    /// closed (5.0 reason 0x98), and with `remove_session` its session ends too, its will
+    /// dropped. Without it the state does not change: the connection's own `Disconnect`
+    /// then takes the session offline as for any server-side close.
+    Evict(Evict),
+}
+
+/// See [`Command::Evict`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evict {
+    pub client_id: String,
+    pub remove_session: bool,
+    pub now: Millis,
 }
 
 /// See [`Command::User`].
@@ -380,6 +393,15 @@ pub enum Outcome {
         count: u32,
     },
     AclSet,
+    Evicted {
+        client_id: String,
+        /// A session of that client id existed.
+        existed: bool,
+        /// The connection that held it: its node closes it.
+        connection: Option<Takeover>,
+        /// Entries of shared groups the removed session held, handed to other members.
+        deliveries: Vec<Delivery>,
+    },
     /// The command's epoch is not the session's current one, or the session is offline:
     /// the connection that sent it no longer holds the session and is closed with 0x8E.
     Fenced {

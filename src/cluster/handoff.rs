@@ -98,6 +98,13 @@ impl NodeInner {
     pub(crate) async fn hand_off(&self, within: Duration) -> HandOff {
         self.retiring.store(true, Ordering::Release);
         self.raft.runtime_config().elect(false);
+        self.transfer(None, within).await
+    }
+
+    /// If this node leads, hands leadership to another voter (`to`, when given) within
+    /// `within`, as a drain does but without retiring this node (the operator's
+    /// `POST /api/v1/cluster/leader`).
+    pub(crate) async fn transfer(&self, to: Option<NodeId>, within: Duration) -> HandOff {
         if !self.is_leader() {
             return HandOff::NotLeader;
         }
@@ -118,7 +125,7 @@ impl NodeInner {
                 // Lost leadership on its own meanwhile.
                 return self.moved(started, deadline).await;
             }
-            let target = match self.caught_up_voter(last, &tried) {
+            let target = match self.caught_up_voter(last, &tried, to) {
                 Ok(Some(target)) => target,
                 Ok(None) => {
                     // Entries appended just before the gate closed are still on their way.
@@ -171,17 +178,21 @@ impl NodeInner {
         }
     }
 
-    /// A voter other than this node whose log reaches `last` (this leader's last entry),
-    /// preferring one not yet tried; `Err` when nobody can take over.
+    /// A voter other than this node (`only` if given) whose log reaches `last` (this
+    /// leader's last entry), preferring one not yet tried; `Err` when nobody can take over.
     fn caught_up_voter(
         &self,
         last: u64,
         tried: &[NodeId],
+        only: Option<NodeId>,
     ) -> Result<Option<(NodeId, String)>, HandOff> {
         let metrics = self.raft.metrics();
         let m = metrics.borrow();
         let membership = m.membership_config.membership();
-        let others: Vec<NodeId> = membership.voter_ids().filter(|v| *v != self.id).collect();
+        let others: Vec<NodeId> = membership
+            .voter_ids()
+            .filter(|v| *v != self.id && only.is_none_or(|only| only == *v))
+            .collect();
         if others.is_empty() {
             return Err(HandOff::Alone);
         }

@@ -190,28 +190,19 @@ impl pb::cluster_server::Cluster for ClusterService {
         &self,
         _request: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
-        let digest = self
+        let status = self
             .node
-            .reader
-            .digest()
+            .status()
             .map_err(|e| Status::internal(e.to_string()))?;
-        let metrics = self.node.raft.metrics().borrow().clone();
-        Ok(Response::new(pb::StatusResponse {
-            node_id: self.node.id,
-            addr: self.node.addr.clone(),
-            role: format!("{:?}", metrics.state),
-            term: metrics.current_term,
-            leader: metrics.current_leader,
-            last_log_index: metrics.last_log_index,
-            committed: self
-                .node
-                .log
-                .committed_index()
-                .map_err(|e| Status::internal(e.to_string()))?,
-            applied: metrics.last_applied.map(|id| id.index),
-            snapshot_index: metrics.snapshot.map(|id| id.index),
-            members: self.node.members(),
-            state_digest: digest,
+        Ok(Response::new(status))
+    }
+
+    async fn clients(
+        &self,
+        _request: Request<pb::ClientsRequest>,
+    ) -> Result<Response<pb::ClientsReply>, Status> {
+        Ok(Response::new(pb::ClientsReply {
+            clients: self.node.connected_clients(),
         }))
     }
 

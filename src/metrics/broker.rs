@@ -76,7 +76,7 @@ pub struct BrokerMetrics {
     /// Connections bound to a session now.
     pub connections: Gauge,
     pub accepted: Counter,
-    closed: CounterSet<7>,
+    closed: CounterSet<8>,
     refused: CounterSet<9>,
     logins: CounterSet<2>,
     packets_received: CounterSet<15>,

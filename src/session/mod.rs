@@ -489,6 +489,16 @@ impl Session {
         );
     }
 
+    /// An operator closed the connection (the HTTP API): 5.0 reason 0x98; the will is
+    /// published as for any close the client did not ask for.
+    pub fn administrative_close(&mut self, actions: &mut Vec<Action>) {
+        self.close(
+            ReasonCode::AdministrativeAction,
+            CloseReason::Administrative,
+            actions,
+        );
+    }
+
     /// The connection broke (read error, peer closed) without a DISCONNECT.
     pub fn connection_lost(&mut self, actions: &mut Vec<Action>) {
         if self.closed {

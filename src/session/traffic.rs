@@ -67,10 +67,12 @@ pub enum CloseReason {
     ProtocolError,
     /// The cluster could not settle one of the session's commands.
     ClusterError,
+    /// An operator closed it (the HTTP API's kick or session removal).
+    Administrative,
 }
 
 impl CloseReason {
-    pub const ALL: [CloseReason; 7] = [
+    pub const ALL: [CloseReason; 8] = [
         CloseReason::ClientDisconnect,
         CloseReason::ConnectionLost,
         CloseReason::KeepAliveTimeout,
@@ -78,6 +80,7 @@ impl CloseReason {
         CloseReason::ServerShutdown,
         CloseReason::ProtocolError,
         CloseReason::ClusterError,
+        CloseReason::Administrative,
     ];
 
     pub fn label(self) -> &'static str {
@@ -89,6 +92,7 @@ impl CloseReason {
             CloseReason::ServerShutdown => "server_shutdown",
             CloseReason::ProtocolError => "protocol_error",
             CloseReason::ClusterError => "cluster_error",
+            CloseReason::Administrative => "administrative",
         }
     }
 }

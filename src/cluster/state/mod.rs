@@ -204,6 +204,7 @@ impl<'s, 't> Apply<'s, 't> {
             Command::HandOver(hand_over) => self.hand_over_unfinished(hand_over),
             Command::User(change) => self.change_users(change),
             Command::SetAcl { rules } => self.set_acl(rules),
+            Command::Evict(evict) => self.evict(evict),
         }
     }
 

@@ -10,7 +10,7 @@ use super::tables::{
 };
 use super::{Apply, after, index::share_ref};
 use crate::cluster::command::{
-    Connect, Delivery, Disconnect, Millis, Outcome, Rejection, Stage, Takeover, WillMessage,
+    Connect, Delivery, Disconnect, Evict, Millis, Outcome, Rejection, Stage, Takeover, WillMessage,
 };
 use crate::cluster::types::NodeId;
 use crate::mqtt::topic::parse_subscription_filter;
@@ -303,6 +303,34 @@ impl Apply<'_, '_> {
             self.publish_will(client_id, will, now, deliveries)?;
         }
         Ok(())
+    }
+
+    /// See [`crate::cluster::command::Command::Evict`].
+    pub(super) fn evict(&mut self, evict: &Evict) -> Result<Outcome, StoreError> {
+        let session: Option<SessionRecord> = self.get(SESSIONS, &client_key(&evict.client_id))?;
+        let Some(session) = session else {
+            return Ok(Outcome::Evicted {
+                client_id: evict.client_id.clone(),
+                existed: false,
+                connection: None,
+                deliveries: Vec::new(),
+            });
+        };
+        let connection = session.owner.map(|node| Takeover {
+            node,
+            epoch: session.epoch,
+        });
+        let mut deliveries = Vec::new();
+        if evict.remove_session {
+            let now = self.time(evict.now);
+            self.end_session(&evict.client_id, session, false, now, &mut deliveries)?;
+        }
+        Ok(Outcome::Evicted {
+            client_id: evict.client_id.clone(),
+            existed: true,
+            connection,
+            deliveries,
+        })
     }
 
     /// Every session `node` held goes offline as if its connection dropped, at most
