@@ -15,6 +15,7 @@ mod error;
 pub mod health;
 mod metrics;
 mod nodes;
+mod openapi;
 mod paging;
 mod publish;
 mod retained;
@@ -103,7 +104,9 @@ pub async fn serve(
     let app = Router::new()
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
+        .route("/api/v1/openapi.json", get(openapi::document))
         .merge(guarded)
+        .fallback(no_route)
         .with_state(state);
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
@@ -112,6 +115,11 @@ pub async fn serve(
     });
     tracing::info!(listen = %local, "HTTP listener (health; API with its token) accepting");
     Ok((local, task))
+}
+
+/// Unknown paths answer as every other error does (axum's own 404 has no body).
+async fn no_route(uri: axum::http::Uri) -> error::ApiError {
+    error::ApiError::not_found("not_found", format!("no route {}", uri.path()))
 }
 
 async fn live() -> impl IntoResponse {

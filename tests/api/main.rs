@@ -23,6 +23,7 @@ mod clients;
 
 mod messages;
 mod nodes;
+mod schema;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
