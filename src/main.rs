@@ -29,6 +29,7 @@ fn main() -> anyhow::Result<()> {
             Some(Command::Node(command)) => raftmq::admin::cli::node(command).await,
             Some(Command::User(command)) => raftmq::admin::cli::user(command).await,
             Some(Command::Acl(command)) => raftmq::admin::cli::acl(command).await,
+            Some(Command::Ctl(ctl)) => raftmq::admin::ctl::run(ctl).await,
         }
     })
 }

@@ -11,7 +11,7 @@ use crate::auth::acl;
 use crate::config::{AclCommand, ApiTarget, NodeCommand, UserCommand};
 
 /// The API of `target`, with its token from the flag, the environment or the token file.
-fn api(target: &ApiTarget) -> anyhow::Result<Api> {
+pub(super) fn api(target: &ApiTarget) -> anyhow::Result<Api> {
     let token = match &target.token {
         Some(token) => token.clone(),
         None => std::fs::read_to_string(&target.token_file)
@@ -46,7 +46,7 @@ fn password(given: Option<String>) -> anyhow::Result<String> {
 }
 
 /// A path segment: everything but unreserved characters percent-encoded.
-fn segment(text: &str) -> String {
+pub(super) fn segment(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {

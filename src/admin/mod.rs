@@ -11,6 +11,7 @@ mod acl;
 pub mod cli;
 pub mod client;
 mod clients;
+pub mod ctl;
 mod error;
 pub mod health;
 mod metrics;

@@ -26,7 +26,9 @@ mod api_commands;
 mod limits;
 mod listeners;
 mod security;
-pub use api_commands::{AclCommand, ApiTarget, NodeCommand, UserCommand};
+pub use api_commands::{
+    AclCommand, ApiTarget, Ctl, CtlCommand, NodeCommand, PageArgs, UserCommand,
+};
 pub use limits::LimitArgs;
 pub use listeners::{Listen, ListenerArgs};
 pub use security::{ClusterAccessArgs, ClusterSecretArgs, ClusterTlsArgs, SecurityArgs};
@@ -61,6 +63,9 @@ pub enum Command {
     /// Manage the cluster's ACL rules (through a node's HTTP API).
     #[command(subcommand)]
     Acl(AclCommand),
+    /// Inspect and operate the cluster through a node's HTTP API: nodes, clients,
+    /// sessions, subscriptions, retained messages, publish, snapshot, leadership.
+    Ctl(Ctl),
 }
 
 #[derive(Subcommand, Debug)]

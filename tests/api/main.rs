@@ -20,6 +20,7 @@ mod broker_support;
 mod mqtt;
 
 mod clients;
+mod ctl;
 
 mod messages;
 mod nodes;
