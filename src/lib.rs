@@ -19,13 +19,15 @@
 //!
 //! - [`transport`]: TCP, TLS, WebSocket and the PROXY protocol, one stream type out, and
 //!   who is on the other end; knows nothing of MQTT.
-//! - [`admin`]: the HTTP listener for load balancers and operators (health, connected
-//!   clients, drain, `/metrics`), reading through the cluster and broker handles.
+//! - [`admin`]: the HTTP listener for load balancers and operators (health, drain,
+//!   `/metrics`, and the `/api/v1` API: nodes, clients, sessions, subscriptions, retained,
+//!   publish, users, ACL, its OpenAPI document), reading through the cluster and broker
+//!   handles and changing things by commands to the log; `raftmq user|acl|node|ctl` call it.
 //! - [`metrics`]: the node's Prometheus metrics — counters bumped by the connections, the
 //!   group commit and the storage (an observer hook of `raftmq-storage`), gauges of the
 //!   replicated state read at scrape time.
 //!
-//! Still to come, in the order of the issues: the REST API in `admin/`.
+//! Still to come, in the order of the issues: the dashboard on 18083.
 //! `../shared/DESIGN.md` §7 is the target layout.
 //!
 //! # The path of one QoS 1 PUBLISH

@@ -1,11 +1,17 @@
 //! The node's HTTP listener (8081 by default), for load balancers and operators:
-//! `GET /health/live`, `GET /health/ready` (see [`health`]) without a token; with the
-//! API token ([`token`]): `GET /clients` (the clients connected to this node, with their
-//! real addresses), `POST /drain`, `/api/v1/users` ([`users`]), `/api/v1/acl`
-//! ([`acl`]) and `GET /metrics` ([`metrics`]; without the token with `--metrics-public`).
+//! `GET /health/live`, `GET /health/ready` (see [`health`]) and `GET /api/v1/openapi.json`
+//! (`openapi`: the document of everything here) without a token; with the API token
+//! ([`token`]): `GET /clients` (the clients connected to this node, with their real
+//! addresses), `POST /drain`, and under `/api/v1`: `users` and `acl`, `nodes` (members,
+//! membership, snapshot, leadership, drain), `clients` (the cluster's connected clients,
+//! kick), `sessions` (sessions online and offline, subscriptions), `retained` and
+//! `publish`; `GET /metrics` ([`metrics`]; without the token with `--metrics-public`).
+//! `paging` reads queries and bodies and pages listings, `error` answers.
+//! [`cli`] and [`ctl`] are the command line's side, through [`client`].
 //!
-//! It reads through the cluster and broker handles; its changes to users and rules are
-//! commands proposed to the log like any other.
+//! It reads through the cluster and broker handles; its changes (users, rules, kicks,
+//! removed sessions, cleared retained messages, published messages) are commands proposed
+//! to the log like any other.
 
 mod acl;
 pub mod cli;

@@ -4,7 +4,7 @@ use rumqttc::v5::mqttbytes::QoS;
 use serde_json::{Value, json};
 
 use crate::mqtt::{Got, Mqtt};
-use crate::{call, cluster, code, eventually, expect, unique};
+use crate::{call, cluster, code, eventually, eventually_answers, expect, unique};
 
 fn items(answer: &Value) -> Vec<Value> {
     answer["items"].as_array().cloned().unwrap_or_default()
@@ -241,15 +241,7 @@ async fn clients_and_sessions_of_the_whole_cluster() {
     .await;
     assert_eq!(removed["was_connected"], false, "{removed}");
     for node in &cluster.nodes {
-        eventually("the removed session gone", || async {
-            let (status, answer) =
-                call(node, "GET", &format!("/api/v1/sessions/{kicked_id}"), None).await;
-            match (status, code(&answer)) {
-                (404, "not_found") => Ok(()),
-                _ => Err(format!("HTTP {status}: {answer}")),
-            }
-        })
-        .await;
+        eventually_answers(node, &format!("/api/v1/sessions/{kicked_id}"), 404).await;
     }
     expect(
         first,
@@ -271,20 +263,6 @@ async fn clients_and_sessions_of_the_whole_cluster() {
     )
     .await;
     assert_eq!(connected.next().await, Got::Disconnected(0x98));
-    eventually("the connected client's session gone", || async {
-        let (status, answer) = call(
-            first,
-            "GET",
-            &format!("/api/v1/sessions/{connected_id}"),
-            None,
-        )
-        .await;
-        if status == 404 {
-            Ok(())
-        } else {
-            Err(format!("HTTP {status}: {answer}"))
-        }
-    })
-    .await;
+    eventually_answers(first, &format!("/api/v1/sessions/{connected_id}"), 404).await;
     drop(clients);
 }

@@ -109,3 +109,14 @@ where
         }
     }
 }
+
+/// Waits until `GET path` on `node` answers `status` (a change reaching that node's state).
+pub(crate) async fn eventually_answers(node: &LocalNode, path: &str, status: u16) {
+    eventually(&format!("GET {path} answering {status}"), || async {
+        match call(node, "GET", path, None).await {
+            (got, _) if got == status => Ok(()),
+            (got, answer) => Err(format!("HTTP {got}: {answer}")),
+        }
+    })
+    .await;
+}

@@ -5,7 +5,7 @@ use rumqttc::v5::mqttbytes::QoS;
 use serde_json::{Value, json};
 
 use crate::mqtt::{Got, Mqtt};
-use crate::{call, cluster, code, eventually, expect, unique};
+use crate::{call, cluster, code, eventually, eventually_answers, expect, unique};
 
 #[tokio::test]
 async fn published_through_the_api_and_retained_messages() {
@@ -182,21 +182,8 @@ async fn published_through_the_api_and_retained_messages() {
     .await;
     assert_eq!(removed["removed"], json!(text_topic));
     for node in &cluster.nodes {
-        eventually("the cleared message gone", || async {
-            let (status, answer) = call(
-                node,
-                "GET",
-                &format!("/api/v1/retained/message?topic={text_topic}"),
-                None,
-            )
-            .await;
-            if status == 404 {
-                Ok(())
-            } else {
-                Err(format!("HTTP {status}: {answer}"))
-            }
-        })
-        .await;
+        let path = format!("/api/v1/retained/message?topic={text_topic}");
+        eventually_answers(node, &path, 404).await;
     }
     expect(
         first,
