@@ -188,9 +188,16 @@ pub(super) struct Transfer {
 /// the node.
 pub(super) async fn leader(
     State(state): State<Arc<AdminState>>,
-    transfer: Option<Json<Transfer>>,
+    body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let to = transfer.and_then(|Json(t)| t.to);
+    // The body is optional: none means any caught-up voter.
+    let transfer: Transfer = if body.iter().all(u8::is_ascii_whitespace) {
+        Transfer::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request("bad_request", format!("the body: {e}")))?
+    };
+    let to = transfer.to;
     if let Some(to) = to {
         let target = member(&state, to)?;
         if !target.voter || to == state.cluster.id() {

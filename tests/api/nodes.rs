@@ -133,6 +133,15 @@ async fn nodes_are_listed_added_removed_snapshotted_and_lead() {
     )
     .await;
     assert_eq!(code(&bad), "not_found", "{bad}");
+    let bad = expect(
+        follower,
+        "POST",
+        "/api/v1/cluster/leader",
+        Some(&json!({ "to": "somebody" })),
+        400,
+    )
+    .await;
+    assert_eq!(code(&bad), "bad_request", "{bad}");
 
     // A fresh fourth node added through the API, with its id checked.
     let index = cluster.add_node(None, false).expect("start a fourth node");
