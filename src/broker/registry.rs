@@ -337,6 +337,26 @@ mod tests {
     }
 
     #[test]
+    fn an_eviction_closes_the_connection_of_that_epoch_on_its_node_only() {
+        let (registry, _orphans) = Registry::new();
+        registry.set_node(1);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        registry.expect("c", 10, tx);
+        registry.notify(&connected("c", 1, 5, None));
+        let evicted = |node, epoch| Outcome::Evicted {
+            client_id: "c".into(),
+            existed: true,
+            connection: Some(Takeover { node, epoch }),
+            deliveries: Vec::new(),
+        };
+        registry.notify(&evicted(2, 5)); // another node's connection
+        registry.notify(&evicted(1, 4)); // an older connection of this client
+        assert!(rx.try_recv().is_err());
+        registry.notify(&evicted(1, 5));
+        assert!(matches!(rx.try_recv(), Ok(Event::Kicked)));
+    }
+
+    #[test]
     fn a_connected_nobody_waits_for_is_an_orphan() {
         let (registry, mut orphans) = Registry::new();
         registry.set_node(1);
