@@ -1,48 +1,26 @@
 //! `raftmq ctl ...` run as processes, the way an operator runs them: tables for people,
 //! the node's JSON with `--json`, and a failed call's status on standard error.
 
-use std::process::{Output, Stdio};
+use std::process::Output;
 
 use raftmq::local_cluster::LocalNode;
 use rumqttc::v5::mqttbytes::QoS;
 use serde_json::Value;
 
-use crate::broker_support::raftmq_binary;
+use crate::broker_support::{cli, cli_ok};
 use crate::mqtt::{Got, Mqtt};
-use crate::{WAIT, cluster, unique};
+use crate::{cluster, unique};
 
-/// `raftmq ctl <args>` against `node`, with its token file.
+/// `raftmq ctl <args>` against `node`, with its token file: its output.
 async fn ctl(node: &LocalNode, args: &[&str]) -> Output {
-    let token_file = raftmq::admin::token::default_file(&node.data_dir);
-    let child = tokio::process::Command::new(raftmq_binary())
-        .arg("ctl")
-        .args(args)
-        .arg("--http")
-        .arg(&node.http_addr)
-        .arg("--token-file")
-        .arg(&token_file)
-        .env_remove("RAFTMQ_HTTP")
-        .env_remove("RAFTMQ_API_TOKEN")
-        .env_remove("RAFTMQ_API_TOKEN_FILE")
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    tokio::time::timeout(WAIT * 3, child)
-        .await
-        .unwrap_or_else(|_| panic!("raftmq ctl {args:?} did not finish in time"))
-        .expect("run raftmq")
+    let args: Vec<&str> = std::iter::once("ctl").chain(args.iter().copied()).collect();
+    cli(node, &args, None).await
 }
 
 /// [`ctl`] that must succeed: its standard output.
 async fn ok(node: &LocalNode, args: &[&str]) -> String {
-    let output = ctl(node, args).await;
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "raftmq ctl {args:?}: {stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
+    let args: Vec<&str> = std::iter::once("ctl").chain(args.iter().copied()).collect();
+    cli_ok(node, &args, None).await
 }
 
 /// [`ok`] with `--json`: the parsed answer.

@@ -251,3 +251,63 @@ pub(crate) fn wait_for_port(addr: &str, timeout: Duration) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// How long a `raftmq` command run by [`cli`] may take.
+const CLI_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// `raftmq <args> --http <node> --token-file <node's token file>`, with `stdin` fed to
+/// it; its output, whatever its exit status.
+pub(crate) async fn cli(
+    node: &raftmq::local_cluster::LocalNode,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> std::process::Output {
+    let token_file = raftmq::admin::token::default_file(&node.data_dir);
+    let mut child = tokio::process::Command::new(raftmq_binary())
+        .args(args)
+        .arg("--http")
+        .arg(&node.http_addr)
+        .arg("--token-file")
+        .arg(&token_file)
+        // Nothing from the environment running the tests picks another node or token.
+        .env_remove("RAFTMQ_HTTP")
+        .env_remove("RAFTMQ_API_TOKEN")
+        .env_remove("RAFTMQ_API_TOKEN_FILE")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start raftmq");
+    if let Some(text) = stdin {
+        let mut pipe = child.stdin.take().expect("piped stdin");
+        tokio::io::AsyncWriteExt::write_all(&mut pipe, text.as_bytes())
+            .await
+            .expect("write to raftmq's stdin");
+    }
+    tokio::time::timeout(CLI_TIMEOUT, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("raftmq {args:?} did not finish in time"))
+        .expect("wait for raftmq")
+}
+
+/// [`cli`] that must succeed; its standard output.
+pub(crate) async fn cli_ok(
+    node: &raftmq::local_cluster::LocalNode,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> String {
+    let output = cli(node, args, stdin).await;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "raftmq {args:?} failed ({}): {stdout}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}

@@ -3,15 +3,10 @@
 //! `raftmq user ...` / `raftmq acl ...` commands run as processes, the way an operator
 //! runs them.
 
-use std::process::{Output, Stdio};
-
 use raftmq::local_cluster::LocalNode;
 use serde_json::Value;
-use tokio::io::AsyncWriteExt;
-use tokio::process::Command;
 
-use crate::WAIT;
-use crate::broker_support::raftmq_binary;
+pub(crate) use crate::broker_support::{cli, cli_ok};
 
 /// `method path` on `addr` with `headers` and a `(content type, body)`: the status and
 /// the body.
@@ -66,55 +61,6 @@ pub(crate) async fn add_user(node: &LocalNode, username: &str, password: &str) {
     )
     .await;
     assert_eq!(status, 201, "adding user {username}: {answer}");
-}
-
-/// `raftmq <args> --http <node> --token-file <node's token file>`, with `stdin` fed to
-/// it; its output, whatever its exit status.
-pub(crate) async fn cli(node: &LocalNode, args: &[&str], stdin: Option<&str>) -> Output {
-    let token_file = raftmq::admin::token::default_file(&node.data_dir);
-    let mut child = Command::new(raftmq_binary())
-        .args(args)
-        .arg("--http")
-        .arg(&node.http_addr)
-        .arg("--token-file")
-        .arg(&token_file)
-        // Nothing from the environment running the tests picks another node or token.
-        .env_remove("RAFTMQ_HTTP")
-        .env_remove("RAFTMQ_API_TOKEN")
-        .env_remove("RAFTMQ_API_TOKEN_FILE")
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start raftmq");
-    if let Some(text) = stdin {
-        let mut pipe = child.stdin.take().expect("piped stdin");
-        pipe.write_all(text.as_bytes())
-            .await
-            .expect("write to raftmq's stdin");
-    }
-    tokio::time::timeout(WAIT * 2, child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("raftmq {args:?} did not finish in time"))
-        .expect("wait for raftmq")
-}
-
-/// [`cli`] that must succeed; its standard output.
-pub(crate) async fn cli_ok(node: &LocalNode, args: &[&str], stdin: Option<&str>) -> String {
-    let output = cli(node, args, stdin).await;
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "raftmq {args:?} failed ({}): {stdout}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
 }
 
 /// Writes an ACL file (TOML) into `dir` and returns its path.
