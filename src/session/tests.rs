@@ -179,6 +179,27 @@ fn a_fenced_command_closes_with_session_taken_over() {
 }
 
 #[test]
+fn an_administrative_close_says_0x98_in_5_0_and_publishes_the_will() {
+    let mut s = session(Protocol::V5, Some(60), Limits::default());
+    let mut actions = Vec::new();
+    s.administrative_close(&mut actions);
+    assert!(matches!(&sent(&mut s)[..],
+        [Packet::Disconnect(d)] if d.reason == ReasonCode::AdministrativeAction));
+    assert!(matches!(
+        actions.as_slice(),
+        [Action::Close(SessionEnd::Disconnect {
+            publish_will: true,
+            ..
+        })]
+    ));
+    // 3.1.1 has no server DISCONNECT: the connection just closes.
+    let mut v3 = session(Protocol::V311, Some(60), Limits::default());
+    v3.administrative_close(&mut Vec::new());
+    assert!(sent(&mut v3).is_empty());
+    assert!(v3.is_closed());
+}
+
+#[test]
 fn an_unknown_outcome_closes_rather_than_acknowledging() {
     let mut s = session(Protocol::V311, Some(60), Limits::default());
     let mut actions = Vec::new();
