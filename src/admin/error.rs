@@ -65,9 +65,9 @@ impl From<raftmq_storage::StoreError> for ApiError {
     }
 }
 
-impl From<crate::cluster::node::MemberError> for ApiError {
-    fn from(e: crate::cluster::node::MemberError) -> Self {
-        use crate::cluster::node::MemberError;
+impl From<crate::cluster::members::MemberError> for ApiError {
+    fn from(e: crate::cluster::members::MemberError) -> Self {
+        use crate::cluster::members::MemberError;
         match &e {
             MemberError::NotMember(_) => ApiError::not_found("not_found", e.to_string()),
             MemberError::WrongNode { .. } => ApiError::bad_request("bad_request", e.to_string()),

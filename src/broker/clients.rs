@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use serde::Serialize;
 
 use crate::cluster::command::Millis;
-use crate::cluster::node::LocalClients;
+use crate::cluster::members::LocalClients;
 use crate::cluster::proto::pb;
 use crate::transport::Kind;
 

@@ -16,7 +16,9 @@
 //! - [`proto`], [`network`] and `service`: the schema and the two sides of the cluster
 //!   gRPC service; [`secret`] and [`tls`]: who may speak to it (a shared secret, mutual
 //!   TLS, or both).
-//! - [`node`]: starting a node, bootstrapping or joining, membership changes.
+//! - [`node`]: starting a node, bootstrapping or joining, membership changes;
+//!   [`members`]: what the HTTP API asks of the members (status, connections, adding and
+//!   removing one, a snapshot, moving leadership).
 //! - [`admin`]: the client side of `raftmq cluster ...`.
 
 pub mod admin;
@@ -25,6 +27,7 @@ pub mod command;
 mod forward;
 mod forwarder;
 pub mod handoff;
+pub mod members;
 pub mod network;
 pub mod node;
 pub mod proposer;
