@@ -14,6 +14,7 @@ mod rate;
 mod registry;
 mod retain_limits;
 mod sys;
+mod writing;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
