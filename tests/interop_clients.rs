@@ -21,7 +21,7 @@ use std::process::Stdio;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use broker_support::Broker;
+use broker_support::{Broker, run_process};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 use tokio::time::timeout;
@@ -270,33 +270,12 @@ impl MosquittoSub {
 
 /// Runs `mosquitto_pub` with `args` (and `stdin` for `-l`); it must exit 0.
 async fn mosquitto_pub(broker: &Broker, version: Version, args: &[&str], stdin: Option<&str>) {
-    let mut child = Command::new("mosquitto_pub")
+    let mut command = tokio::process::Command::new("mosquitto_pub");
+    command
         .args(["-h", "127.0.0.1", "-p", &broker.port(0).to_string()])
         .args(["-V", version.mosquitto()])
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start mosquitto_pub");
-    if let Some(text) = stdin {
-        use tokio::io::AsyncWriteExt;
-        let mut pipe = child.stdin.take().expect("piped stdin");
-        pipe.write_all(text.as_bytes())
-            .await
-            .expect("write to mosquitto_pub");
-        // Closing stdin ends `-l`.
-        drop(pipe);
-    }
-    let output = timeout(PROCESS_TIMEOUT, child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("mosquitto_pub {args:?} did not finish in {PROCESS_TIMEOUT:?}"))
-        .expect("wait for mosquitto_pub");
+        .args(args);
+    let output = run_process(command, stdin, PROCESS_TIMEOUT).await;
     assert!(
         output.status.success(),
         "mosquitto_pub {args:?} failed ({}): {}{}",

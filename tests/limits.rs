@@ -127,6 +127,18 @@ async fn wait_for<T>(
     .ok()
 }
 
+/// The reason codes of the next SUBACK.
+async fn suback(
+    events: &mut rumqttc::v5::EventLoop,
+) -> Vec<rumqttc::v5::mqttbytes::v5::SubscribeReasonCode> {
+    wait_for(events, |p| match p {
+        Packet::SubAck(ack) => Some(ack.return_codes.clone()),
+        _ => None,
+    })
+    .await
+    .expect("SUBACK")
+}
+
 #[tokio::test]
 async fn filters_past_the_subscription_limit_get_quota_exceeded() {
     let broker = Broker::single_with(&["--max-subscriptions", "2"]).await;
@@ -142,13 +154,7 @@ async fn filters_past_the_subscription_limit_get_quota_exceeded() {
     }
     let mut codes = Vec::new();
     while codes.len() < 3 {
-        let suback = wait_for(&mut events, |p| match p {
-            Packet::SubAck(ack) => Some(ack.return_codes.clone()),
-            _ => None,
-        })
-        .await
-        .expect("SUBACK");
-        codes.extend(suback);
+        codes.extend(suback(&mut events).await);
     }
     use rumqttc::v5::mqttbytes::v5::SubscribeReasonCode as R;
     // A refused filter's SUBACK may overtake the others' (they wait for the log).
@@ -169,12 +175,7 @@ async fn filters_past_the_subscription_limit_get_quota_exceeded() {
         .subscribe("limits/d", QoS::AtLeastOnce)
         .await
         .expect("queued");
-    let codes = wait_for(&mut events, |p| match p {
-        Packet::SubAck(ack) => Some(ack.return_codes.clone()),
-        _ => None,
-    })
-    .await
-    .expect("SUBACK");
+    let codes = suback(&mut events).await;
     assert_eq!(
         codes,
         [R::QuotaExceeded],
@@ -185,12 +186,7 @@ async fn filters_past_the_subscription_limit_get_quota_exceeded() {
         .subscribe("limits/d", QoS::AtLeastOnce)
         .await
         .expect("queued");
-    let codes = wait_for(&mut events, |p| match p {
-        Packet::SubAck(ack) => Some(ack.return_codes.clone()),
-        _ => None,
-    })
-    .await
-    .expect("SUBACK");
+    let codes = suback(&mut events).await;
     assert_eq!(
         codes,
         [R::Success(QoS::AtLeastOnce)],

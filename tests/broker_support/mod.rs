@@ -263,7 +263,8 @@ pub(crate) async fn cli(
     stdin: Option<&str>,
 ) -> std::process::Output {
     let token_file = raftmq::admin::token::default_file(&node.data_dir);
-    let mut child = tokio::process::Command::new(raftmq_binary())
+    let mut command = tokio::process::Command::new(raftmq_binary());
+    command
         .args(args)
         .arg("--http")
         .arg(&node.http_addr)
@@ -272,7 +273,19 @@ pub(crate) async fn cli(
         // Nothing from the environment running the tests picks another node or token.
         .env_remove("RAFTMQ_HTTP")
         .env_remove("RAFTMQ_API_TOKEN")
-        .env_remove("RAFTMQ_API_TOKEN_FILE")
+        .env_remove("RAFTMQ_API_TOKEN_FILE");
+    run_process(command, stdin, CLI_TIMEOUT).await
+}
+
+/// Runs `command` with `stdin` fed to it (then closed) or none, for at most `limit`; its
+/// output, whatever its exit status.
+pub(crate) async fn run_process(
+    mut command: tokio::process::Command,
+    stdin: Option<&str>,
+    limit: Duration,
+) -> std::process::Output {
+    let name = format!("{:?}", command.as_std());
+    let mut child = command
         .stdin(if stdin.is_some() {
             Stdio::piped()
         } else {
@@ -282,17 +295,19 @@ pub(crate) async fn cli(
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .expect("start raftmq");
+        .unwrap_or_else(|e| panic!("start {name}: {e}"));
     if let Some(text) = stdin {
         let mut pipe = child.stdin.take().expect("piped stdin");
         tokio::io::AsyncWriteExt::write_all(&mut pipe, text.as_bytes())
             .await
-            .expect("write to raftmq's stdin");
+            .unwrap_or_else(|e| panic!("write to {name}'s stdin: {e}"));
+        // Closing stdin ends what reads it to the end (`mosquitto_pub -l`).
+        drop(pipe);
     }
-    tokio::time::timeout(CLI_TIMEOUT, child.wait_with_output())
+    tokio::time::timeout(limit, child.wait_with_output())
         .await
-        .unwrap_or_else(|_| panic!("raftmq {args:?} did not finish in time"))
-        .expect("wait for raftmq")
+        .unwrap_or_else(|_| panic!("{name} did not finish in {limit:?}"))
+        .unwrap_or_else(|e| panic!("wait for {name}: {e}"))
 }
 
 /// [`cli`] that must succeed; its standard output.
