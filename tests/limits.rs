@@ -127,6 +127,18 @@ async fn wait_for<T>(
     .ok()
 }
 
+/// Waits for `count` incoming packets that `wanted` accepts.
+async fn expect_packets(
+    events: &mut rumqttc::v5::EventLoop,
+    count: usize,
+    wanted: impl Fn(&Packet) -> bool,
+) {
+    for got in 0..count {
+        let seen = wait_for(events, |p| wanted(p).then_some(())).await;
+        assert!(seen.is_some(), "only {got} of {count} packets in time");
+    }
+}
+
 /// The reason codes of the next SUBACK.
 async fn suback(
     events: &mut rumqttc::v5::EventLoop,
@@ -256,15 +268,11 @@ async fn messages_past_the_retained_limits_are_published_but_not_retained() {
         .await
         .expect("PUBACK: the publish is accepted either way");
     }
-    let mut live_got = 0;
-    while live_got < sent.len() {
-        wait_for(&mut live_events, |p| {
-            matches!(p, Packet::Publish(_)).then_some(())
-        })
-        .await
-        .expect("the live subscriber gets every message");
-        live_got += 1;
-    }
+    // The live subscriber gets every message.
+    expect_packets(&mut live_events, sent.len(), |p| {
+        matches!(p, Packet::Publish(_))
+    })
+    .await;
     // "big" is over the size limit; "c" came when two were kept; replacing "a" is allowed.
     assert_eq!(
         retained_payloads(&addr, "retain-late", "retain/#").await,
@@ -279,15 +287,7 @@ async fn messages_past_the_retained_limits_are_published_but_not_retained() {
         .publish("retain/c", QoS::AtLeastOnce, true, "tres")
         .await
         .expect("queued");
-    let mut acks = 0;
-    while acks < 2 {
-        wait_for(&mut events, |p| {
-            matches!(p, Packet::PubAck(_)).then_some(())
-        })
-        .await
-        .expect("PUBACK");
-        acks += 1;
-    }
+    expect_packets(&mut events, 2, |p| matches!(p, Packet::PubAck(_))).await;
     assert_eq!(
         retained_payloads(&addr, "retain-later", "retain/#").await,
         [b"tres".to_vec(), b"uno".to_vec()]
