@@ -89,6 +89,7 @@ async fn connect(addr: &str, client_id: &str, node: u64, session_expiry: u32) ->
         session_expiry,
         receive_maximum: 10,
         max_queue: 100,
+        max_queue_bytes: 0,
         will: None,
         now: clock::now(),
     });

@@ -231,6 +231,59 @@ async fn a_full_queue_drops_its_oldest_waiting_entry_and_counts_it() {
 }
 
 #[tokio::test]
+async fn a_queue_is_bounded_in_payload_bytes_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = Node::open(dir.path()).await;
+    let connect = Connect {
+        max_queue_bytes: 10,
+        ..with_window("s", 1, 100)
+    };
+    let epoch = subscriber(&mut node, connect, &[("a", options(1))]).await;
+    node.one(disconnect("s", epoch, false, T0)).await;
+    // One in flight (not counted), then 4-byte payloads: two fit in 10 bytes, each later
+    // one drops the oldest waiting; 11 bytes never fit and are dropped themselves.
+    let payloads = ["w000", "q001", "q002", "q003", "q004", "elevenbytes"];
+    node.apply(
+        payloads
+            .iter()
+            .map(|p| broker_publish(message("a", p, 1)))
+            .collect(),
+    )
+    .await;
+    let queue = node.reader().queue("s").unwrap().unwrap();
+    assert_eq!(
+        (
+            queue.in_flight,
+            queue.queued,
+            queue.queued_bytes,
+            queue.dropped
+        ),
+        (1, 2, 8, 3)
+    );
+    let waiting: Vec<String> = node
+        .reader()
+        .queued("s")
+        .unwrap()
+        .iter()
+        .map(|entry| {
+            let stored = node
+                .reader()
+                .message(entry.message_id.unwrap())
+                .unwrap()
+                .unwrap();
+            String::from_utf8(stored.message.payload.to_vec()).unwrap()
+        })
+        .collect();
+    assert_eq!(waiting, ["q003", "q004"]);
+    // Acknowledging the one in flight promotes the oldest waiting: its bytes leave the count.
+    let in_flight = node.reader().in_flight("s").unwrap();
+    let epoch = subscriber(&mut node, with_window("s", 1, 100), &[]).await;
+    node.one(ack("s", epoch, &[in_flight[0].packet_id])).await;
+    let queue = node.reader().queue("s").unwrap().unwrap();
+    assert_eq!((queue.queued, queue.queued_bytes), (1, 4));
+}
+
+#[tokio::test]
 async fn a_zero_queue_limit_keeps_only_the_window() {
     let dir = tempfile::tempdir().unwrap();
     let mut node = Node::open(dir.path()).await;

@@ -230,6 +230,8 @@ impl Driver {
                 session_expiry: expiry,
                 receive_maximum,
                 max_queue,
+                // Sometimes a byte limit that binds before the count does.
+                max_queue_bytes: u64::from(max_queue % 2) * u64::from(max_queue) * 4,
                 will: will.map(|(delay, topic)| WillMessage {
                     delay,
                     message: Message {

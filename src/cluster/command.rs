@@ -169,6 +169,9 @@ pub struct Connect {
     /// How many messages may wait in the session's queue beyond the in-flight window
     /// (the proposing node's configuration).
     pub max_queue: u32,
+    /// How many payload bytes may wait there (0: no limit; the proposing node's
+    /// configuration).
+    pub max_queue_bytes: u64,
     pub will: Option<WillMessage>,
     pub now: Millis,
 }

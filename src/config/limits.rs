@@ -35,8 +35,8 @@ pub struct LimitArgs {
     /// The most levels in a topic name or filter.
     #[arg(long, default_value_t = 32, env = "RAFTMQ_MAX_TOPIC_LEVELS")]
     pub max_topic_levels: u16,
-    /// Payload bytes a transient session keeps waiting beyond its in-flight window; past
-    /// it the oldest waiting messages are dropped and counted.
+    /// Payload bytes a session keeps waiting beyond its in-flight window (its offline
+    /// queue; 0: no limit); past it the oldest waiting messages are dropped and counted.
     #[arg(long, default_value_t = 64 * 1024 * 1024, env = "RAFTMQ_MAX_QUEUED_BYTES")]
     pub max_queued_bytes: u64,
     /// Bytes waiting to be written to one client past which its QoS 0 messages are

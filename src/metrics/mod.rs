@@ -29,6 +29,7 @@ struct StateGauges {
     subscriptions: Gauge,
     retained: Gauge,
     queued: Gauge,
+    queued_bytes: Gauge,
     in_flight: Gauge,
 }
 
@@ -79,6 +80,11 @@ impl Metrics {
                     &state.queued,
                 ),
                 (
+                    "raftmq_queued_bytes",
+                    "Payload bytes of those waiting queue entries",
+                    &state.queued_bytes,
+                ),
+                (
                     "raftmq_in_flight_messages",
                     "Queue entries of persistent sessions sent and not yet acknowledged",
                     &state.in_flight,
@@ -94,7 +100,7 @@ impl Metrics {
     }
 
     /// The text exposition, with the state's gauges read now from `cluster`'s applied
-    /// state. Cost: one record per session with a queue, and one per retained message.
+    /// state. Cost: one record per session with a queue.
     pub fn encode(
         &self,
         cluster: &ClusterHandle,
@@ -108,6 +114,7 @@ impl Metrics {
         self.state.retained.set(count(reader.retained_count()?));
         let queues = reader.queue_totals()?;
         self.state.queued.set(count(queues.queued));
+        self.state.queued_bytes.set(count(queues.queued_bytes));
         self.state.in_flight.set(count(queues.in_flight));
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)

@@ -96,6 +96,7 @@ pub fn accept_connect(
             session_expiry,
             receive_maximum: window,
             max_queue: limits.max_queued_messages,
+            max_queue_bytes: limits.max_queued_bytes,
             will: connect.will.as_ref().map(will_from_connect),
             now,
         },

@@ -45,8 +45,9 @@ pub struct Limits {
     pub max_inflight: u16,
     /// Messages a session keeps beyond its window; the oldest waiting one is dropped.
     pub max_queued_messages: u32,
-    /// Bytes of payload a transient session keeps waiting beyond its window; past it the
-    /// oldest waiting messages are dropped.
+    /// Bytes of payload a session keeps waiting beyond its window (0: no limit); past it
+    /// the oldest waiting messages are dropped. A transient session's line is kept here,
+    /// a persistent session's queue in the state (`Connect::max_queue_bytes`).
     pub max_queued_bytes: u64,
     /// Bytes encoded for a client and not yet taken by it (its socket is not draining)
     /// past which its QoS 0 messages are dropped, and its own packets are not read

@@ -111,14 +111,15 @@ impl Session {
             return;
         }
         let size = direct.message.payload.len() as u64;
-        if self.limits.max_queued_messages == 0 || size > self.limits.max_queued_bytes {
+        let max_bytes = self.limits.max_queued_bytes;
+        if self.limits.max_queued_messages == 0 || (max_bytes > 0 && size > max_bytes) {
             self.dropped += 1;
             self.traffic.dropped(DropReason::QueueFull);
             return;
         }
         // The oldest waiting messages make room.
         while self.waiting.len() >= self.limits.max_queued_messages as usize
-            || self.waiting_bytes + size > self.limits.max_queued_bytes
+            || (max_bytes > 0 && self.waiting_bytes + size > max_bytes)
         {
             if self.pop_waiting().is_none() {
                 break;

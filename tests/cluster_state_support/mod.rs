@@ -142,6 +142,7 @@ pub fn persistent(client_id: &str, node: u64) -> Connect {
         session_expiry: u32::MAX,
         receive_maximum: 10,
         max_queue: 100,
+        max_queue_bytes: 0,
         will: None,
         now: T0,
     }

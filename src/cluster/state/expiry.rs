@@ -115,6 +115,9 @@ impl Apply<'_, '_> {
                 self.remove(QUEUED, &entry_key);
                 let mut queue = self.load_queue(&client_id)?;
                 queue.queued = queue.queued.saturating_sub(1);
+                if let Some(entry) = &entry {
+                    queue.queued_bytes = queue.queued_bytes.saturating_sub(u64::from(entry.bytes));
+                }
                 queue.expired += 1;
                 self.save_queue(&client_id, &queue)?;
                 self.drop_ref(id)?;

@@ -218,6 +218,7 @@ impl Apply<'_, '_> {
             share: recipient.share,
             stage: EntryStage::Queued,
             sent: false,
+            bytes: u32::try_from(out.message.payload.len()).unwrap_or(u32::MAX),
         };
         let in_flight = self.enqueue(&recipient.client_id, &session, entry)?;
         if let (Some(entry), Some(node)) = (in_flight, session.owner) {

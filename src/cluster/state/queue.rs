@@ -7,9 +7,11 @@
 //! window in sequence order and only when nothing older waits, so every in-flight entry is
 //! older than every queued one.
 //!
-//! Overflow: at most `max_queue` entries wait beyond the window; a new entry past that
-//! drops the *oldest waiting* entry (in-flight ones are being delivered and stay), counted
-//! in [`QueueRecord::dropped`]. With `max_queue` 0 the new entry itself is dropped.
+//! Overflow: at most `max_queue` entries, and `max_queue_bytes` payload bytes (0: no byte
+//! limit), wait beyond the window; a new entry past either drops the *oldest waiting*
+//! entries (in-flight ones are being delivered and stay), counted in
+//! [`QueueRecord::dropped`]. With `max_queue` 0, or a payload larger than the byte limit
+//! alone, the new entry itself is dropped.
 
 use raftmq_storage::StoreError;
 
@@ -69,12 +71,21 @@ impl Apply<'_, '_> {
         } else {
             // Past the limit: make room by dropping the oldest waiting entries (more than
             // one if the limit shrank since they were queued).
-            while queue.queued >= session.max_queue && queue.queued > 0 {
+            let bytes = u64::from(entry.bytes);
+            let max_bytes = session.max_queue_bytes;
+            let over_bytes = |queue: &QueueRecord| {
+                max_bytes > 0 && queue.queued_bytes.saturating_add(bytes) > max_bytes
+            };
+            let fits_alone = max_bytes == 0 || bytes <= max_bytes;
+            while fits_alone
+                && queue.queued > 0
+                && (queue.queued >= session.max_queue || over_bytes(&queue))
+            {
                 if !self.drop_oldest(client_id, &mut queue)? {
                     break;
                 }
             }
-            if queue.queued >= session.max_queue {
+            if queue.queued >= session.max_queue || over_bytes(&queue) {
                 queue.dropped += 1;
                 self.save_queue(client_id, &queue)?;
                 if let Some(message_id) = entry.message_id {
@@ -87,6 +98,7 @@ impl Apply<'_, '_> {
             self.put(QUEUED, &client_seq_key(client_id, entry.seq), &entry)?;
             self.hold(client_id, &entry);
             queue.queued += 1;
+            queue.queued_bytes += u64::from(entry.bytes);
             None
         };
         self.save_queue(client_id, &queue)?;
@@ -108,6 +120,7 @@ impl Apply<'_, '_> {
         self.remove(QUEUED, &client_seq_key(client_id, entry.seq));
         self.unhold(client_id, entry);
         queue.queued = queue.queued.saturating_sub(1);
+        queue.queued_bytes = queue.queued_bytes.saturating_sub(u64::from(entry.bytes));
     }
 
     /// Drops the oldest waiting entry for overflow; false if there was none to drop.
@@ -119,6 +132,7 @@ impl Apply<'_, '_> {
         let Some(oldest) = self.first_queued(client_id)? else {
             // The count said otherwise; the entries are the truth.
             queue.queued = 0;
+            queue.queued_bytes = 0;
             return Ok(false);
         };
         self.unqueue(client_id, &oldest, queue);
@@ -145,6 +159,7 @@ impl Apply<'_, '_> {
         while queue.queued > 0 && queue.in_flight < window {
             let Some(mut entry) = self.first_queued(client_id)? else {
                 queue.queued = 0;
+                queue.queued_bytes = 0;
                 break;
             };
             self.unqueue(client_id, &entry, queue);

@@ -19,6 +19,8 @@ use crate::mqtt::topic::matches;
 pub struct QueueTotals {
     /// Waiting for their session's in-flight window.
     pub queued: u64,
+    /// Their payload bytes.
+    pub queued_bytes: u64,
     /// Sent and not yet acknowledged.
     pub in_flight: u64,
 }
@@ -117,6 +119,7 @@ impl BrokerReader {
         for (_, raw) in self.state.scan_prefix(QUEUES, b"")? {
             let queue: QueueRecord = decode(&raw)?;
             totals.queued += u64::from(queue.queued);
+            totals.queued_bytes += queue.queued_bytes;
             totals.in_flight += u64::from(queue.in_flight);
         }
         Ok(totals)

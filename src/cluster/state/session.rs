@@ -75,6 +75,7 @@ impl Apply<'_, '_> {
             will_due: None,
             receive_maximum: connect.receive_maximum,
             max_queue: connect.max_queue,
+            max_queue_bytes: connect.max_queue_bytes,
         };
         self.put(SESSIONS, &key, &session)?;
         self.mark(OWNERS, &u64_client_key(connect.node, client_id));

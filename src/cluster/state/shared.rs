@@ -161,6 +161,8 @@ impl Apply<'_, '_> {
             queue.queued = queue
                 .queued
                 .saturating_sub(u32::try_from(leaving.len()).unwrap_or(u32::MAX));
+            let bytes: u64 = leaving.iter().map(|entry| u64::from(entry.bytes)).sum();
+            queue.queued_bytes = queue.queued_bytes.saturating_sub(bytes);
             self.save_queue(client_id, &queue)?;
         }
         for entry in leaving {

@@ -105,6 +105,8 @@ pub struct SessionRecord {
     pub receive_maximum: u16,
     /// Entries that may wait beyond the in-flight window.
     pub max_queue: u32,
+    /// Payload bytes that may wait beyond the in-flight window (0: no limit).
+    pub max_queue_bytes: u64,
 }
 
 impl SessionRecord {
@@ -134,6 +136,8 @@ pub struct QueueRecord {
     pub in_flight: u32,
     /// Entries in `QUEUED`.
     pub queued: u32,
+    /// Their payload bytes.
+    pub queued_bytes: u64,
     /// Entries dropped because the queue was full (the oldest queued one each time).
     pub dropped: u64,
     /// Queued entries removed because their message expired.
@@ -147,6 +151,7 @@ impl Default for QueueRecord {
             next_packet_id: 1,
             in_flight: 0,
             queued: 0,
+            queued_bytes: 0,
             dropped: 0,
             expired: 0,
         }
@@ -195,6 +200,8 @@ pub struct QueueEntry {
     pub subscription_ids: Vec<u32>,
     pub share: Option<ShareRef>,
     pub stage: EntryStage,
+    /// The message's payload size, counted in [`QueueRecord::queued_bytes`] while waiting.
+    pub bytes: u32,
 }
 
 impl QueueEntry {
