@@ -7,7 +7,7 @@ use prometheus_client::registry::Registry;
 
 use crate::auth::LoginCounts;
 use crate::mqtt::{Packet, PacketType};
-use crate::session::{CloseReason, DropReason, Traffic};
+use crate::session::{CloseReason, DropReason, LimitHit, Traffic};
 
 use super::family::CounterSet;
 
@@ -86,6 +86,7 @@ pub struct BrokerMetrics {
     messages_received: CounterSet<3>,
     messages_sent: CounterSet<3>,
     dropped: CounterSet<7>,
+    limits: CounterSet<2>,
     /// Times a client was held back by its publish rate limit.
     pub rate_limited: Counter,
     /// Bytes encoded for clients and not yet written (set at scrape time).
@@ -107,6 +108,7 @@ impl Default for BrokerMetrics {
             messages_received: CounterSet::new("qos", QOS),
             messages_sent: CounterSet::new("qos", QOS),
             dropped: CounterSet::new("reason", DropReason::ALL.map(DropReason::label)),
+            limits: CounterSet::new("limit", LimitHit::LABELS),
             rate_limited: Counter::default(),
             output_buffered: Gauge::default(),
         }
@@ -175,6 +177,11 @@ impl BrokerMetrics {
             "raftmq_messages_dropped",
             "Messages not delivered or not accepted, by reason",
         );
+        self.limits.register(
+            registry,
+            "raftmq_limit_refusals",
+            "Client requests refused for a configured limit (topic size, subscriptions), by limit",
+        );
         registry.register(
             "raftmq_output_buffered_bytes",
             "Bytes encoded for clients and not yet taken by them, all connections of the node",
@@ -218,6 +225,7 @@ impl BrokerMetrics {
         fold(&self.packets_sent, &traffic.packets[1..]);
         fold(&self.messages_sent, &traffic.messages);
         fold(&self.dropped, &traffic.dropped);
+        fold(&self.limits, &traffic.limits);
     }
 
     /// A message dropped outside any session.

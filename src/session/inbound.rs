@@ -14,7 +14,7 @@ use crate::mqtt::{
 use crate::auth::acl::Access;
 
 use super::convert::message_from_publish;
-use super::{Action, Awaiting, DropReason, Inbound, Session};
+use super::{Action, Awaiting, DropReason, Inbound, LimitHit, Session};
 
 impl Session {
     pub(super) fn publish(&mut self, publish: Publish, actions: &mut Vec<Action>) {
@@ -26,6 +26,7 @@ impl Session {
             return;
         };
         if !self.limits.topic_fits(&topic) {
+            self.traffic.limited(LimitHit::Topic, 1);
             return self.protocol_error(ReasonCode::TopicNameInvalid, actions);
         }
         let id = publish.packet_id;
@@ -178,6 +179,12 @@ impl Session {
         }
         // Filters over the size limits (0x8F) or that the ACL denies (0x80) are answered
         // here and left out of the command.
+        let too_long = subscribe
+            .filters
+            .iter()
+            .filter(|(filter, _)| !self.limits.topic_fits(filter))
+            .count();
+        self.traffic.limited(LimitHit::Topic, too_long);
         let verdict = |filter: &str| {
             if !self.limits.topic_fits(filter) {
                 // 3.1.1 knows only 0x80 for a refused filter.
@@ -200,10 +207,12 @@ impl Session {
             }
         }
         // New filters past the subscription limit: quota exceeded.
+        let mut over_quota = 0;
         if let Some(held) = &mut self.filters {
             let max = self.limits.max_subscriptions as usize;
             let mut proposed = Vec::new();
             let mut kept = Vec::new();
+            let offered = allowed.len();
             for (i, filter, options) in allowed {
                 if held.contains(filter.as_str()) || held.len() < max {
                     held.insert(filter.clone());
@@ -219,6 +228,7 @@ impl Session {
                     ));
                 }
             }
+            over_quota = offered - kept.len();
             refused.sort_by_key(|(i, _)| *i);
             allowed = kept;
             if !proposed.is_empty() {
@@ -226,6 +236,7 @@ impl Session {
                     .insert(subscribe.packet_id.get(), proposed);
             }
         }
+        self.traffic.limited(LimitHit::Subscriptions, over_quota);
         if allowed.is_empty() {
             self.send(&Packet::SubAck(SubAck {
                 packet_id: subscribe.packet_id,

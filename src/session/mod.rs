@@ -32,7 +32,7 @@ use crate::mqtt::{Disconnect, Packet, PacketId, Protocol, ReasonCode};
 
 pub use connect::{ConnectPlan, Refusal, accept_connect, connack};
 pub use outbound::{DirectMessage, QueuedMessage};
-pub use traffic::{CloseReason, DropReason, Traffic};
+pub use traffic::{CloseReason, DropReason, LimitHit, Traffic};
 
 /// The server's limits, from its configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -97,6 +97,20 @@ impl CloseReason {
     }
 }
 
+/// A client's request refused for a configured limit (the `limit` label of
+/// `raftmq_limit_refusals_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitHit {
+    /// A topic name or filter over `--max-topic-len` / `--max-topic-levels`.
+    Topic,
+    /// A new subscription past `--max-subscriptions`.
+    Subscriptions,
+}
+
+impl LimitHit {
+    pub const LABELS: [&'static str; 2] = ["topic", "subscriptions"];
+}
+
 /// Counts since the connection last took them ([`super::Session::take_traffic`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Traffic {
@@ -106,6 +120,8 @@ pub struct Traffic {
     pub messages: [u32; 3],
     /// Messages dropped, by [`DropReason`] in the order of [`DropReason::ALL`].
     pub dropped: [u32; 7],
+    /// Requests refused for a limit, by [`LimitHit`].
+    pub limits: [u32; 2],
 }
 
 impl Traffic {
@@ -118,6 +134,11 @@ impl Traffic {
 
     pub(super) fn dropped(&mut self, reason: DropReason) {
         self.dropped[reason as usize] += 1;
+    }
+
+    pub(super) fn limited(&mut self, hit: LimitHit, count: usize) {
+        let count = u32::try_from(count).unwrap_or(u32::MAX);
+        self.limits[hit as usize] = self.limits[hit as usize].saturating_add(count);
     }
 
     pub fn is_empty(&self) -> bool {

@@ -1,7 +1,8 @@
 //! A verified client certificate as the username (`--certificate-username tls` with mTLS):
 //! a device with a certificate for CN "device-7" connects over TLS without a username or
 //! password, on a node that refuses anonymous clients, and `%u` rules then give it
-//! `devices/device-7/...` and nothing of another device's. Behind a balancer that ends
+//! `devices/device-7/...` and nothing of another device's (rumqttc 5.0 and 3.1.1, and
+//! `mosquitto_pub` with the certificate and key files). Behind a balancer that ends
 //! TLS, the certificate's name comes in the PROXY v2 header (`--certificate-username
 //! tcp`): used only when the balancer says it verified it.
 
@@ -9,6 +10,7 @@ use raftmq::mqtt::{Protocol, ReasonCode};
 
 use crate::broker_support::certs::{ANY_VERSION, Pki, client_config};
 use crate::broker_support::proxy_header::{source, ssl_tlv, v2_header};
+use crate::broker_support::run_process;
 use crate::client::{Client, Opts, Version, v5_user};
 use crate::http::{acl_file, add_user};
 use crate::wire::{Wire, connect_packet};
@@ -101,6 +103,30 @@ async fn a_client_certificate_names_the_user_for_the_acl() {
     let mut device_v4 = Client::connect(tls).await;
     device_v4.publish_ok("devices/device-7/z", "v311").await;
     dashboard.expect_message("devices/device-7/z", "v311").await;
+
+    // Mosquitto's own client with the device's certificate and key files.
+    let device_files = pki.files(&device_cert, "device-7");
+    let (_, port) = node.tls_addr.rsplit_once(':').expect("host:port");
+    let mut command = tokio::process::Command::new("mosquitto_pub");
+    command
+        .args(["-h", "localhost", "-p", port, "-V", "5", "-q", "1"])
+        .args(["-i", &format!("{id}-mosquitto")])
+        .arg("--cafile")
+        .arg(pki.ca_file())
+        .arg("--cert")
+        .arg(&device_files.cert)
+        .arg("--key")
+        .arg(&device_files.key)
+        .args(["-t", "devices/device-7/m", "-m", "from mosquitto_pub"]);
+    let output = run_process(command, None, std::time::Duration::from_secs(20)).await;
+    assert!(
+        output.status.success(),
+        "mosquitto_pub with a client certificate: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    dashboard
+        .expect_message("devices/device-7/m", "from mosquitto_pub")
+        .await;
 }
 
 /// A raw connection through a "balancer" that ended TLS for a client certificate named

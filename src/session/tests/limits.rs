@@ -116,6 +116,11 @@ fn filters_past_the_subscription_limit_get_quota_exceeded() {
     assert!(proposals(&mut actions).is_empty());
     assert!(matches!(&sent(&mut s)[..], [Packet::SubAck(a)] if a.reasons
         == [ReasonCode::QuotaExceeded]));
+    assert_eq!(
+        s.take_traffic().limits[LimitHit::Subscriptions as usize],
+        2,
+        "\"b\" the first time, then \"d\""
+    );
 }
 
 #[test]
@@ -175,6 +180,7 @@ fn topics_and_client_ids_over_the_limits_are_refused() {
             [Packet::SubAck(a)] if a.reasons == [code, ReasonCode::Success, code]),
             "{protocol:?}"
         );
+        assert_eq!(s.take_traffic().limits[LimitHit::Topic as usize], 2);
     }
 
     let mut s = session(Protocol::V5, None, limits);
