@@ -29,6 +29,8 @@ pub struct LocalNode {
     pub wss_addr: String,
     /// The node's HTTP listener (health, clients, drain).
     pub http_addr: String,
+    /// The node's dashboard listener (the page, and the HTTP listener's routes).
+    pub dashboard_addr: String,
     pub data_dir: PathBuf,
     pub log_path: PathBuf,
     child: Option<Child>,
@@ -138,6 +140,7 @@ impl LocalCluster {
         let tls_addr = format!("127.0.0.1:{}", free_port()?);
         let wss_addr = format!("127.0.0.1:{}", free_port()?);
         let http_addr = format!("127.0.0.1:{}", free_port()?);
+        let dashboard_addr = format!("127.0.0.1:{}", free_port()?);
         let data_dir = self.root.path().join(format!("node{index}"));
         let log_path = self.root.path().join(format!("node{index}.log"));
         let mut args = vec![
@@ -155,6 +158,8 @@ impl LocalCluster {
             wss_addr.clone(),
             "--http-listen".to_string(),
             http_addr.clone(),
+            "--dashboard-listen".to_string(),
+            dashboard_addr.clone(),
             format!("--bootstrap={bootstrap}"),
         ];
         // A stopped node drains first; nothing here waits on a balancer, so by default it
@@ -181,6 +186,7 @@ impl LocalCluster {
             tls_addr,
             wss_addr,
             http_addr,
+            dashboard_addr,
             data_dir,
             log_path,
             child: None,

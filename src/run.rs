@@ -61,29 +61,37 @@ pub async fn node(args: &RunArgs) -> anyhow::Result<()> {
         _ = terminate.recv() => None,
     };
     if let Some(broker) = broker {
-        let admin = match args.listeners.http_listen.addr() {
-            Some(addr) => {
-                let token = admin::token::resolve(
-                    args.security.api_token.as_deref(),
-                    args.security.api_token_file.as_deref(),
-                    &args.data_dir,
-                )?;
-                let state = AdminState {
-                    cluster: node.handle(),
-                    broker: broker.handle(),
-                    max_lag: args.listeners.ready_max_lag,
-                    drain_grace: args.listeners.drain_grace(),
-                    token,
-                    metrics_public: args.security.metrics_public,
-                    acl: acl_for_api.clone(),
-                };
-                let (_, task) = admin::serve(addr, state)
+        let http = args.listeners.http_listen.addr();
+        let dashboard = args.listeners.dashboard_listen.addr();
+        let mut listeners = Vec::new();
+        if http.is_some() || dashboard.is_some() {
+            let token = admin::token::resolve(
+                args.security.api_token.as_deref(),
+                args.security.api_token_file.as_deref(),
+                &args.data_dir,
+            )?;
+            let state = AdminState {
+                cluster: node.handle(),
+                broker: broker.handle(),
+                max_lag: args.listeners.ready_max_lag,
+                drain_grace: args.listeners.drain_grace(),
+                token,
+                metrics_public: args.security.metrics_public,
+                acl: acl_for_api.clone(),
+            };
+            if let Some(addr) = http {
+                let (_, task) = admin::serve(addr, state.clone())
                     .await
                     .with_context(|| format!("starting the HTTP listener on {addr}"))?;
-                Some(task)
+                listeners.push(task);
             }
-            None => None,
-        };
+            if let Some(addr) = dashboard {
+                let (_, task) = admin::dashboard::serve(addr, state)
+                    .await
+                    .with_context(|| format!("starting the dashboard listener on {addr}"))?;
+                listeners.push(task);
+            }
+        }
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = terminate.recv() => {}
@@ -92,7 +100,7 @@ pub async fn node(args: &RunArgs) -> anyhow::Result<()> {
         broker
             .shutdown(args.listeners.drain_grace(), SHUTDOWN_GRACE)
             .await;
-        if let Some(task) = admin {
+        for task in listeners {
             task.abort();
         }
     }

@@ -321,7 +321,14 @@ async fn with_tls_the_secret_still_counts_and_a_plaintext_node_cannot_join() {
             .arg(dir.path().join("data"))
             .args(["--cluster-listen", &port()])
             .args(["--mqtt-listen", &port()])
-            .args(["--ws-listen", "off", "--http-listen", "off"])
+            .args([
+                "--ws-listen",
+                "off",
+                "--http-listen",
+                "off",
+                "--dashboard-listen",
+                "off",
+            ])
             .args(["--allow-anonymous=true", "--join", &seed])
             .args(["--cluster-secret", SECRET])
             .stdin(Stdio::null())

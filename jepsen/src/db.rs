@@ -142,6 +142,8 @@ impl Db {
             "off",
             "--http-listen",
             "off",
+            "--dashboard-listen",
+            "off",
             "--drain-grace-ms",
             "0",
             "--raft-heartbeat-ms",

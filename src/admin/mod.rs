@@ -6,7 +6,8 @@
 //! membership, snapshot, leadership, drain), `clients` (the cluster's connected clients,
 //! kick), `sessions` (sessions online and offline, subscriptions), `retained` and
 //! `publish`; `GET /metrics` ([`metrics`]; without the token with `--metrics-public`).
-//! `paging` reads queries and bodies and pages listings, `error` answers.
+//! `paging` reads queries and bodies and pages listings, `error` answers. [`dashboard`]
+//! serves a web page for operators on its own listener, over these same routes.
 //! [`cli`] and [`ctl`] are the command line's side, through [`client`].
 //!
 //! It reads through the cluster and broker handles; its changes (users, rules, kicks,
@@ -18,6 +19,7 @@ pub mod cli;
 pub mod client;
 mod clients;
 pub mod ctl;
+pub mod dashboard;
 mod error;
 pub mod health;
 mod metrics;
@@ -68,8 +70,17 @@ pub async fn serve(
     addr: SocketAddr,
     state: AdminState,
 ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
-    let listener = TcpListener::bind(addr).await?;
-    let local = listener.local_addr()?;
+    spawn(
+        addr,
+        app(state),
+        "HTTP listener (health; API with its token)",
+    )
+    .await
+}
+
+/// Every route of the HTTP listener; the dashboard's listener serves them too, so its page
+/// calls the API on its own origin.
+fn app(state: AdminState) -> Router {
     let state = Arc::new(state);
     let guarded = Router::new()
         .route("/clients", get(clients))
@@ -108,19 +119,30 @@ pub async fn serve(
             state.clone(),
             token::require,
         ));
-    let app = Router::new()
+    Router::new()
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
         .route("/api/v1/openapi.json", get(openapi::document))
         .merge(guarded)
         .fallback(no_route)
-        .with_state(state);
+        .with_state(state)
+}
+
+/// Binds `addr` and serves `app` on it until the returned task is aborted; `what` names
+/// the listener in the logs.
+async fn spawn(
+    addr: SocketAddr,
+    app: Router,
+    what: &'static str,
+) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!("HTTP listener stopped: {e}");
+            tracing::error!("{what} stopped: {e}");
         }
     });
-    tracing::info!(listen = %local, "HTTP listener (health; API with its token) accepting");
+    tracing::info!(listen = %local, "{what} accepting");
     Ok((local, task))
 }
 

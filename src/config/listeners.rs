@@ -1,6 +1,6 @@
 //! The listeners' settings: MQTT over TLS, WebSocket and WebSocket over TLS next to the
-//! plain TCP listener, the PROXY protocol on any of them, and the HTTP listener of the
-//! health checks. Each is enabled, bound and configured on its own.
+//! plain TCP listener, the PROXY protocol on any of them, the HTTP listener of the health
+//! checks and the API, and the dashboard's. Each is enabled, bound and configured on its own.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -105,6 +105,14 @@ pub struct ListenerArgs {
     /// drain), or `off`.
     #[arg(long, default_value = "127.0.0.1:8081", env = "RAFTMQ_HTTP_LISTEN")]
     pub http_listen: Listen,
+    /// Address of the operators' dashboard (a web page over the HTTP API, which this
+    /// listener serves too, with the same token), or `off`.
+    #[arg(
+        long,
+        default_value = "127.0.0.1:18083",
+        env = "RAFTMQ_DASHBOARD_LISTEN"
+    )]
+    pub dashboard_listen: Listen,
     /// /health/ready answers 503 while this node's applied index trails the committed
     /// index by more than this many entries.
     #[arg(long, default_value_t = 1000, env = "RAFTMQ_READY_MAX_LAG")]
