@@ -74,9 +74,10 @@ function fill(table, items, columns) {
   }
 }
 
-function yesNo(value) {
+// `alarm`: a "no" is trouble (a member not healthy) and shows as such.
+function yesNo(value, alarm = false) {
   const span = document.createElement("span");
-  span.className = value ? "yes" : "no";
+  span.className = (value ? "yes" : "no") + (alarm ? (value ? " ok" : " alarm") : "");
   span.textContent = value ? "yes" : "no";
   return span;
 }
@@ -103,7 +104,7 @@ async function refreshNodes() {
     (n) => n.term,
     (n) => n.committed,
     (n) => n.applied,
-    (n) => yesNo(n.healthy),
+    (n) => yesNo(n.healthy, true),
     (n) => n.version,
     (n) => (n.uptime_ms === undefined ? "" : duration(n.uptime_ms)),
   ]);
@@ -222,7 +223,6 @@ function draw(canvas, points) {
   g.fillText("0", 2, height - 4);
   g.strokeStyle = "#d0d7de";
   g.strokeRect(pad, 4, width - pad - 4, height - 8);
-  if (points.length < 2) return;
   const step = (width - pad - 4) / (CHART_POINTS - 1);
   const x0 = width - 4 - (points.length - 1) * step;
   g.strokeStyle = "#0a5bd3";
@@ -235,6 +235,9 @@ function draw(canvas, points) {
     else g.lineTo(x, y);
   });
   g.stroke();
+  const last = points[points.length - 1];
+  g.fillStyle = "#0a5bd3";
+  g.fillRect(width - 7, height - 4 - (last / max) * (height - 8) - 3, 6, 6);
 }
 
 async function sampleMetrics() {
