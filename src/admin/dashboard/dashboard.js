@@ -90,8 +90,11 @@ function duration(ms) {
   return (d ? d + "d " : "") + (d || h ? h + "h " : "") + m + "m " + s + "s";
 }
 
-function count(id, page) {
-  $(id).textContent = `${page.items.length} shown of ${page.total}`;
+// A section's search: its form's fields as the query of `path`, the page in its table.
+async function search(section, path, columns) {
+  const page = await (await api(path + "?" + query($(section + "-form")))).json();
+  fill($(section + "-table"), page.items, columns);
+  $(section + "-count").textContent = `${page.items.length} shown of ${page.total}`;
 }
 
 async function refreshNodes() {
@@ -111,9 +114,8 @@ async function refreshNodes() {
   say(`Connected to node ${list.this_node}; ${list.nodes.length} members.`);
 }
 
-async function searchClients() {
-  const page = await (await api("/api/v1/clients?" + query($("clients-form")))).json();
-  fill($("clients-table"), page.items, [
+function searchClients() {
+  return search("clients", "/api/v1/clients", [
     (c) => c.client_id,
     (c) => c.node,
     (c) => c.address,
@@ -123,7 +125,6 @@ async function searchClients() {
     (c) => c.queued,
     (c) => kickButton(c.client_id),
   ]);
-  count("clients-count", page);
 }
 
 function kickButton(clientId) {
@@ -143,9 +144,8 @@ function kickButton(clientId) {
   return button;
 }
 
-async function searchSessions() {
-  const page = await (await api("/api/v1/sessions?" + query($("sessions-form")))).json();
-  fill($("sessions-table"), page.items, [
+function searchSessions() {
+  return search("sessions", "/api/v1/sessions", [
     (s) => s.client_id,
     (s) => yesNo(s.connected),
     (s) => s.node,
@@ -155,30 +155,25 @@ async function searchSessions() {
     (s) => s.queued,
     (s) => s.dropped,
   ]);
-  count("sessions-count", page);
 }
 
-async function searchSubscriptions() {
-  const page = await (await api("/api/v1/subscriptions?" + query($("subscriptions-form")))).json();
-  fill($("subscriptions-table"), page.items, [
+function searchSubscriptions() {
+  return search("subscriptions", "/api/v1/subscriptions", [
     (s) => s.client_id,
     (s) => s.filter,
     (s) => s.qos,
     (s) => yesNo(s.no_local),
     (s) => yesNo(s.retain_as_published),
   ]);
-  count("subscriptions-count", page);
 }
 
-async function searchRetained() {
-  const page = await (await api("/api/v1/retained?" + query($("retained-form")))).json();
-  fill($("retained-table"), page.items, [
+function searchRetained() {
+  return search("retained", "/api/v1/retained", [
     (r) => r.topic,
     (r) => r.qos,
     (r) => r.size,
     (r) => (r.payload === undefined ? "(binary)" : r.payload),
   ]);
-  count("retained-count", page);
 }
 
 // Sums every sample of each metric over its labels, from the Prometheus/OpenMetrics text.
@@ -223,7 +218,8 @@ function draw(canvas, points) {
   g.fillText("0", 2, height - 4);
   g.strokeStyle = "#d0d7de";
   g.strokeRect(pad, 4, width - pad - 4, height - 8);
-  const step = (width - pad - 4) / (CHART_POINTS - 1);
+  // A short history spreads over a tenth of the full width at least, so it reads as a line.
+  const step = (width - pad - 4) / (Math.min(CHART_POINTS, Math.max(points.length, 6)) - 1);
   const x0 = width - 4 - (points.length - 1) * step;
   g.strokeStyle = "#0a5bd3";
   g.lineWidth = 2;
