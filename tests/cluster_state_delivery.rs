@@ -260,6 +260,12 @@ async fn a_queue_is_bounded_in_payload_bytes_too() {
         ),
         (1, 2, 8, 3)
     );
+    let totals = node.reader().queue_totals().unwrap();
+    assert_eq!(
+        (totals.queued, totals.queued_bytes, totals.dropped),
+        (2, 8, 3),
+        "what /metrics reports"
+    );
     let waiting: Vec<String> = node
         .reader()
         .queued("s")

@@ -30,6 +30,7 @@ struct StateGauges {
     retained: Gauge,
     queued: Gauge,
     queued_bytes: Gauge,
+    queue_dropped: Gauge,
     in_flight: Gauge,
 }
 
@@ -85,6 +86,11 @@ impl Metrics {
                     &state.queued_bytes,
                 ),
                 (
+                    "raftmq_queue_dropped_messages",
+                    "Messages the persistent sessions' queue limits dropped, summed over the sessions that exist now",
+                    &state.queue_dropped,
+                ),
+                (
                     "raftmq_in_flight_messages",
                     "Queue entries of persistent sessions sent and not yet acknowledged",
                     &state.in_flight,
@@ -115,6 +121,7 @@ impl Metrics {
         let queues = reader.queue_totals()?;
         self.state.queued.set(count(queues.queued));
         self.state.queued_bytes.set(count(queues.queued_bytes));
+        self.state.queue_dropped.set(count(queues.dropped));
         self.state.in_flight.set(count(queues.in_flight));
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)

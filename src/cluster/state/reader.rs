@@ -23,6 +23,8 @@ pub struct QueueTotals {
     pub queued_bytes: u64,
     /// Sent and not yet acknowledged.
     pub in_flight: u64,
+    /// Dropped by the sessions' queue limits so far (sessions that still exist).
+    pub dropped: u64,
 }
 
 /// Typed reads of the broker's tables. Cheap to clone; follows the state across snapshot
@@ -120,6 +122,7 @@ impl BrokerReader {
             let queue: QueueRecord = decode(&raw)?;
             totals.queued += u64::from(queue.queued);
             totals.queued_bytes += queue.queued_bytes;
+            totals.dropped += queue.dropped;
             totals.in_flight += u64::from(queue.in_flight);
         }
         Ok(totals)
