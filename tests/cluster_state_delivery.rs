@@ -208,20 +208,7 @@ async fn a_full_queue_drops_its_oldest_waiting_entry_and_counts_it() {
         "0",
         "in flight is never dropped"
     );
-    let waiting: Vec<String> = node
-        .reader()
-        .queued("s")
-        .unwrap()
-        .iter()
-        .map(|entry| {
-            let stored = node
-                .reader()
-                .message(entry.message_id.unwrap())
-                .unwrap()
-                .unwrap();
-            String::from_utf8(stored.message.payload.to_vec()).unwrap()
-        })
-        .collect();
+    let waiting = waiting_payloads(&node, "s");
     assert_eq!(waiting, ["3", "4"]);
     assert_eq!(
         node.reader().stored_messages().unwrap(),
@@ -266,20 +253,7 @@ async fn a_queue_is_bounded_in_payload_bytes_too() {
         (2, 8, 3),
         "what /metrics reports"
     );
-    let waiting: Vec<String> = node
-        .reader()
-        .queued("s")
-        .unwrap()
-        .iter()
-        .map(|entry| {
-            let stored = node
-                .reader()
-                .message(entry.message_id.unwrap())
-                .unwrap()
-                .unwrap();
-            String::from_utf8(stored.message.payload.to_vec()).unwrap()
-        })
-        .collect();
+    let waiting = waiting_payloads(&node, "s");
     assert_eq!(waiting, ["q003", "q004"]);
     // Acknowledging the one in flight promotes the oldest waiting: its bytes leave the count.
     let in_flight = node.reader().in_flight("s").unwrap();

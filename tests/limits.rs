@@ -139,6 +139,19 @@ async fn expect_packets(
     }
 }
 
+/// Subscribes to `filter` at QoS 1; the SUBACK's reason codes.
+async fn subscribe_one(
+    client: &AsyncClient,
+    events: &mut rumqttc::v5::EventLoop,
+    filter: &str,
+) -> Vec<rumqttc::v5::mqttbytes::v5::SubscribeReasonCode> {
+    client
+        .subscribe(filter, QoS::AtLeastOnce)
+        .await
+        .expect("queued");
+    suback(events).await
+}
+
 /// The reason codes of the next SUBACK.
 async fn suback(
     events: &mut rumqttc::v5::EventLoop,
@@ -183,22 +196,14 @@ async fn filters_past_the_subscription_limit_get_quota_exceeded() {
     })
     .await;
     let (client, mut events) = AsyncClient::new(opts, 10);
-    client
-        .subscribe("limits/d", QoS::AtLeastOnce)
-        .await
-        .expect("queued");
-    let codes = suback(&mut events).await;
+    let codes = subscribe_one(&client, &mut events, "limits/d").await;
     assert_eq!(
         codes,
         [R::QuotaExceeded],
         "two held, so no third after resuming"
     );
     client.unsubscribe("limits/a").await.expect("queued");
-    client
-        .subscribe("limits/d", QoS::AtLeastOnce)
-        .await
-        .expect("queued");
-    let codes = suback(&mut events).await;
+    let codes = subscribe_one(&client, &mut events, "limits/d").await;
     assert_eq!(
         codes,
         [R::Success(QoS::AtLeastOnce)],

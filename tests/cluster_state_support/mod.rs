@@ -326,6 +326,20 @@ pub fn payload(node: &Node, entry: &raftmq::cluster::command::OutboundEntry) -> 
     String::from_utf8(stored.message.payload.to_vec()).unwrap()
 }
 
+/// The payloads of a session's waiting (not in-flight) queue entries, oldest first.
+pub fn waiting_payloads(node: &Node, client_id: &str) -> Vec<String> {
+    node.reader()
+        .queued(client_id)
+        .unwrap()
+        .iter()
+        .map(|entry| {
+            let id = entry.message_id.expect("a waiting entry holds its message");
+            let stored = node.reader().message(id).unwrap().expect("message stored");
+            String::from_utf8(stored.message.payload.to_vec()).unwrap()
+        })
+        .collect()
+}
+
 pub fn with_window(client_id: &str, receive_maximum: u16, max_queue: u32) -> Connect {
     Connect {
         receive_maximum,
