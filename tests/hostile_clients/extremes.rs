@@ -37,10 +37,18 @@ async fn unsubscribe(raw: &mut Raw, id: PacketId, filters: &[String]) -> Vec<Rea
 
 #[tokio::test]
 async fn ten_thousand_filters_in_one_subscribe() {
-    // Far past the default topic limits (1,024 bytes, 32 levels): the protocol's own.
+    // Far past the default topic limits (1,024 bytes, 32 levels) and subscription limit
+    // (1,000 per session): the protocol's own.
     let cluster = cluster_with(
         1,
-        &["--max-topic-len", "65535", "--max-topic-levels", "65535"],
+        &[
+            "--max-topic-len",
+            "65535",
+            "--max-topic-levels",
+            "65535",
+            "--max-subscriptions",
+            "0",
+        ],
     )
     .await;
     let addr = &cluster.nodes[0].mqtt_addr;
@@ -77,10 +85,18 @@ async fn ten_thousand_filters_in_one_subscribe() {
 
 #[tokio::test]
 async fn topics_and_filters_of_32000_levels() {
-    // Far past the default topic limits (1,024 bytes, 32 levels): the protocol's own.
+    // Far past the default topic limits (1,024 bytes, 32 levels) and subscription limit
+    // (1,000 per session): the protocol's own.
     let cluster = cluster_with(
         1,
-        &["--max-topic-len", "65535", "--max-topic-levels", "65535"],
+        &[
+            "--max-topic-len",
+            "65535",
+            "--max-topic-levels",
+            "65535",
+            "--max-subscriptions",
+            "0",
+        ],
     )
     .await;
     let addr = &cluster.nodes[0].mqtt_addr;
