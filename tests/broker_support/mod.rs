@@ -149,16 +149,22 @@ pub(crate) async fn cluster(size: usize) -> LocalCluster {
     cluster_with(size, &[]).await
 }
 
-/// A raftmq cluster whose every node also gets `extra` arguments.
-pub(crate) async fn cluster_with(size: usize, extra: &[&str]) -> LocalCluster {
+/// `size` node processes with the tests' Raft timeouts and `extra` arguments, started
+/// (not yet checked to serve MQTT).
+pub(crate) async fn start_nodes(size: usize, extra: &[&str]) -> LocalCluster {
     let args: Vec<String> = TEST_NODE_ARGS
         .iter()
         .chain(extra)
         .map(|s| s.to_string())
         .collect();
-    let cluster = LocalCluster::start(&raftmq_binary(), size, &args)
+    LocalCluster::start(&raftmq_binary(), size, &args)
         .await
-        .expect("start raftmq nodes");
+        .expect("start raftmq nodes")
+}
+
+/// A raftmq cluster whose every node also gets `extra` arguments.
+pub(crate) async fn cluster_with(size: usize, extra: &[&str]) -> LocalCluster {
+    let cluster = start_nodes(size, extra).await;
     for node in &cluster.nodes {
         wait_serving(&node.mqtt_addr, SERVING_DEADLINE).await;
     }

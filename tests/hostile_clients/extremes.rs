@@ -35,11 +35,10 @@ async fn unsubscribe(raw: &mut Raw, id: PacketId, filters: &[String]) -> Vec<Rea
     }
 }
 
-#[tokio::test]
-async fn ten_thousand_filters_in_one_subscribe() {
-    // Far past the default topic limits (1,024 bytes, 32 levels) and subscription limit
-    // (1,000 per session): the protocol's own.
-    let cluster = cluster_with(
+/// A node whose topic limits (1,024 bytes, 32 levels) and subscription limit (1,000 per
+/// session) are lifted to the protocol's own.
+async fn without_limits() -> raftmq::local_cluster::LocalCluster {
+    cluster_with(
         1,
         &[
             "--max-topic-len",
@@ -50,7 +49,12 @@ async fn ten_thousand_filters_in_one_subscribe() {
             "0",
         ],
     )
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn ten_thousand_filters_in_one_subscribe() {
+    let cluster = without_limits().await;
     let addr = &cluster.nodes[0].mqtt_addr;
     let tag = unique("manyfilters");
     let witness = Witness::start(port_of(addr), &tag).await;
@@ -85,20 +89,7 @@ async fn ten_thousand_filters_in_one_subscribe() {
 
 #[tokio::test]
 async fn topics_and_filters_of_32000_levels() {
-    // Far past the default topic limits (1,024 bytes, 32 levels) and subscription limit
-    // (1,000 per session): the protocol's own.
-    let cluster = cluster_with(
-        1,
-        &[
-            "--max-topic-len",
-            "65535",
-            "--max-topic-levels",
-            "65535",
-            "--max-subscriptions",
-            "0",
-        ],
-    )
-    .await;
+    let cluster = without_limits().await;
     let addr = &cluster.nodes[0].mqtt_addr;
     let tag = unique("deep");
     let witness = Witness::start(port_of(addr), &tag).await;

@@ -40,7 +40,7 @@ use std::time::Duration;
 use raftmq::local_cluster::LocalCluster;
 use tokio::time::Instant;
 
-use broker_support::{SERVING_DEADLINE, TEST_NODE_ARGS, raftmq_binary};
+use broker_support::SERVING_DEADLINE;
 
 /// How long any single step (a CONNACK, an ack, a message, an HTTP answer) may take on a
 /// loaded 2-core machine.
@@ -66,14 +66,7 @@ pub(crate) fn unique(test: &str) -> String {
 /// says 200. (`broker_support::cluster_with` probes with an anonymous CONNECT, which a
 /// node without anonymous access refuses, and which would count as a failed login.)
 pub(crate) async fn start_cluster(size: usize, extra: &[&str]) -> LocalCluster {
-    let args: Vec<String> = TEST_NODE_ARGS
-        .iter()
-        .chain(extra)
-        .map(|s| s.to_string())
-        .collect();
-    let cluster = LocalCluster::start(&raftmq_binary(), size, &args)
-        .await
-        .expect("start raftmq nodes");
+    let cluster = crate::broker_support::start_nodes(size, extra).await;
     for node in &cluster.nodes {
         let deadline = Instant::now() + SERVING_DEADLINE;
         loop {
