@@ -35,6 +35,10 @@ async fn pubsub_accounts_for_every_message_and_conn_keeps_every_connection() {
         &port,
         "--qos",
         "1",
+        // A wide window lets the publishers outrun the subscribers, so each subscriber's
+        // connection has deliveries backed up: every one must still arrive.
+        "--inflight",
+        "1024",
         "--publishers",
         "2",
         "--subscribers",

@@ -33,7 +33,7 @@ use crate::transport::Peer;
 use super::Shared;
 use super::clients::ClientInfo;
 use super::rate::PublishRate;
-use super::registry::Event;
+use super::registry::{Event, for_each_waiting};
 use super::writing::{Writing, lost, stalls_after, write_out};
 
 /// How long a proposal may take before the connection gives up on it (its outcome is then
@@ -485,14 +485,11 @@ impl Connection {
                         session.connection_lost(&mut actions);
                     }
                 },
-                event = events.recv() => {
-                    let mut next = event;
+                Some(event) = events.recv() => {
                     // Everything already waiting, in one go (bounded, so input is read too).
-                    for _ in 0..256 {
-                        let Some(event) = next else { break };
-                        self.event(session, event, &mut actions);
-                        next = events.try_recv().ok();
-                    }
+                    for_each_waiting(event, &mut events, |event| {
+                        self.event(session, event, &mut actions)
+                    });
                 }
                 outcome = front_outcome(&mut self.pending), if !self.pending.is_empty() => {
                     if let Some((awaiting, _, _)) = self.pending.pop_front() {
