@@ -256,8 +256,9 @@ pub struct RunArgs {
     /// nodes apart by their source address.
     #[arg(long, env = "RAFTMQ_CLUSTER_SOURCE_IP")]
     pub cluster_source_ip: Option<std::net::IpAddr>,
-    /// How long a proposal waits for others to share its log entry, µs.
-    #[arg(long, default_value_t = 1000, env = "RAFTMQ_PROPOSAL_LINGER_US")]
+    /// How long a proposal waits for others to share its log entry, µs (0: none; under
+    /// load, proposals waiting for the pipeline share entries anyway).
+    #[arg(long, default_value_t = 0, env = "RAFTMQ_PROPOSAL_LINGER_US")]
     pub proposal_linger_us: u64,
     /// The most commands in one log entry.
     #[arg(long, default_value_t = 1024, env = "RAFTMQ_PROPOSAL_MAX_BATCH")]
