@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::StoreError;
+use crate::durable::DurableFiles;
 
 /// What the stores report as they work. Called on the storage's tasks: keep it cheap.
 pub trait StorageObserver: Send + Sync + 'static {
@@ -17,33 +18,56 @@ pub trait StorageObserver: Send + Sync + 'static {
     fn snapshot_installed(&self);
 }
 
-/// The observer the stores share, if any.
-#[derive(Clone, Default)]
-pub(crate) struct Observer(Option<Arc<dyn StorageObserver>>);
+/// How the stores flush: sled's flush, then the fsyncs it leaves out ([`DurableFiles`]),
+/// timed for the observer if there is one.
+#[derive(Clone)]
+pub(crate) struct Observer {
+    files: Arc<DurableFiles>,
+    watcher: Option<Arc<dyn StorageObserver>>,
+}
 
 impl Observer {
-    pub(crate) fn new(observer: Arc<dyn StorageObserver>) -> Self {
-        Observer(Some(observer))
+    pub(crate) fn new(files: Arc<DurableFiles>) -> Self {
+        Observer {
+            files,
+            watcher: None,
+        }
     }
 
-    /// Flushes `db`, timing the flush for the observer.
+    pub(crate) fn watched_by(mut self, watcher: Arc<dyn StorageObserver>) -> Self {
+        self.watcher = Some(watcher);
+        self
+    }
+
+    /// Flushes `db` and makes it durable, timing it for the observer.
     pub(crate) async fn flush(&self, db: &sled::Db) -> Result<(), StoreError> {
         let started = Instant::now();
         db.flush_async().await?;
-        if let Some(observer) = &self.0 {
+        let files = self.files.clone();
+        tokio::task::spawn_blocking(move || files.sync())
+            .await
+            .map_err(std::io::Error::other)??;
+        if let Some(observer) = &self.watcher {
             observer.flushed(started.elapsed());
         }
         Ok(())
     }
 
+    /// The same, blocking (for the few flushes made outside the async stores).
+    pub(crate) fn flush_blocking(&self, db: &sled::Db) -> Result<(), StoreError> {
+        db.flush()?;
+        self.files.sync()?;
+        Ok(())
+    }
+
     pub(crate) fn snapshot_built(&self) {
-        if let Some(observer) = &self.0 {
+        if let Some(observer) = &self.watcher {
             observer.snapshot_built();
         }
     }
 
     pub(crate) fn snapshot_installed(&self) {
-        if let Some(observer) = &self.0 {
+        if let Some(observer) = &self.watcher {
             observer.snapshot_installed();
         }
     }
