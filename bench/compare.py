@@ -113,7 +113,7 @@ def start_raftmq(binary, nodes):
         args = [binary, "--data-dir", os.path.join(b.dir, f"n{i}"),
                 "--cluster-listen", f"127.0.0.1:{cluster[i]}",
                 "--mqtt-listen", f"127.0.0.1:{mqtt[i]}",
-                "--ws-listen", "off", "--http-listen", "off",
+                "--ws-listen", "off", "--http-listen", "off", "--dashboard-listen", "off",
                 "--max-queued-messages", "1000000", "--allow-anonymous=true",
                 "--max-connections-per-address", "0"]
         if i > 0:
