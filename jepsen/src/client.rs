@@ -12,25 +12,25 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use rand::seq::IndexedRandom;
 use rumqttc::Outgoing;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{Packet, PubAckReason, PubRecReason, Publish};
 use rumqttc::v5::{AsyncClient, EventLoop, MqttOptions};
 use tokio::sync::{mpsc, watch};
 
+use crate::nodes::{NodeView, Target};
+
 /// What a session reports.
 #[derive(Debug)]
 pub enum Event {
-    /// A connection attempt to `node` (index into the node list) begins.
+    /// A connection attempt to `node` begins.
     Connecting {
         conn: u64,
-        node: usize,
+        node: Target,
     },
     ConnAck {
         conn: u64,
@@ -82,7 +82,8 @@ pub struct SessionOptions {
     /// Session expiry interval, s.
     pub expiry: u32,
     pub keep_alive: Duration,
-    /// After a connection error, connect again to a random node (same session); without
+    /// After a connection error, connect again to a random node of the view (same
+    /// session); without
     /// it, the session's task ends with the connection.
     pub reconnect: bool,
 }
@@ -101,8 +102,8 @@ pub struct Session {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Control {
     Run,
-    /// Drop the connection and connect to this node (generation counter, node index).
-    MoveTo(u64, usize),
+    /// Drop the connection and connect to this node (generation counter, node).
+    MoveTo(u64, Target),
     Stop,
 }
 
@@ -117,9 +118,9 @@ fn mqtt_options(options: &SessionOptions, addr: SocketAddr) -> MqttOptions {
 }
 
 impl Session {
-    /// Starts a session on node `first` of `nodes`.
-    pub fn start(options: SessionOptions, nodes: Arc<Vec<SocketAddr>>, first: usize) -> Session {
-        let (client, eventloop) = AsyncClient::new(mqtt_options(&options, nodes[first]), 256);
+    /// Starts a session on node `first`; reconnections pick from `nodes`.
+    pub fn start(options: SessionOptions, nodes: NodeView, first: Target) -> Session {
+        let (client, eventloop) = AsyncClient::new(mqtt_options(&options, first.addr), 256);
         let (tx, events) = mpsc::unbounded_channel();
         let (control, control_rx) = watch::channel(Control::Run);
         let task = tokio::spawn(drive(
@@ -139,8 +140,8 @@ impl Session {
         }
     }
 
-    /// Drops the connection and connects to node `node` with the same session state.
-    pub fn move_to(&self, node: usize) {
+    /// Drops the connection and connects to `node` with the same session state.
+    pub fn move_to(&self, node: Target) {
         let generation = match *self.control.borrow() {
             Control::MoveTo(g, _) => g + 1,
             _ => 1,
@@ -167,8 +168,8 @@ async fn drive(
     eventloop: EventLoop,
     client: AsyncClient,
     options: SessionOptions,
-    nodes: Arc<Vec<SocketAddr>>,
-    first: usize,
+    nodes: NodeView,
+    first: Target,
     tx: mpsc::UnboundedSender<Event>,
     mut control: watch::Receiver<Control>,
 ) {
@@ -222,11 +223,7 @@ async fn drive(
                     driver.ended(&error.to_string());
                     return;
                 }
-                let node = (0..driver.nodes.len())
-                    .collect::<Vec<_>>()
-                    .choose(&mut rand::rng())
-                    .copied()
-                    .unwrap_or(0);
+                let node = driver.nodes.random();
                 driver.reconnect(node, &error.to_string()).await;
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
@@ -250,7 +247,7 @@ struct Driver {
     eventloop: EventLoop,
     client: AsyncClient,
     options: SessionOptions,
-    nodes: Arc<Vec<SocketAddr>>,
+    nodes: NodeView,
     tx: mpsc::UnboundedSender<Event>,
     /// The current connection's number.
     conn: u64,
@@ -267,7 +264,7 @@ impl Driver {
     }
 
     /// A new connection to `node` begins.
-    fn connecting(&mut self, node: usize) {
+    fn connecting(&mut self, node: Target) {
         self.conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
         self.state = Conn::Connecting;
         self.report(Event::Connecting {
@@ -280,7 +277,7 @@ impl Driver {
     /// session. What rumqttc read from the old connection and has not handed out yet is
     /// reported first, as the old connection's; then the old connection is reported
     /// closed, or abandoned if its CONNECT was never answered (its outcome unknown).
-    async fn reconnect(&mut self, node: usize, why: &str) {
+    async fn reconnect(&mut self, node: Target, why: &str) {
         while let Some(event) = self.eventloop.state.events.pop_front() {
             if let rumqttc::v5::Event::Incoming(packet) = event {
                 self.incoming(packet).await;
@@ -290,7 +287,7 @@ impl Driver {
         self.eventloop.clean();
         restore_unreleased(&mut self.eventloop, self.unreleased.union(&self.released));
         self.eventloop.state.events.clear();
-        self.eventloop.options = mqtt_options(&self.options, self.nodes[node]);
+        self.eventloop.options = mqtt_options(&self.options, node.addr);
         self.connecting(node);
     }
 

@@ -1,12 +1,16 @@
 //! The system under test: raftmq node processes on loopback, each behind the harness's
-//! fault-injecting proxy (`proxy`) for its cluster port and for its MQTT port.
+//! fault-injecting proxy (`proxy`) for its MQTT port and, in the proxy network mode, for
+//! its cluster port.
 //!
 //! Node `i` (1-based) leaves for the other nodes from `127.0.0.(10+i)`
-//! (`--cluster-source-ip`), so the proxy in front of node `j` knows which node a
-//! connection comes from and can cut one link, or one direction of it. Nodes advertise
-//! their proxy's address, so every Raft message and forwarded proposal crosses it;
-//! clients reach node `j` through its MQTT proxy. The harness's own control calls
-//! (status, membership) go to the real cluster port.
+//! (`--cluster-source-ip`). In the proxy mode, the proxy in front of node `j` thus knows
+//! which node a connection comes from and can cut one link, or one direction of it; nodes
+//! advertise their proxy's address, so every Raft message and forwarded proposal crosses
+//! it. In the nftables mode (inside the harness's network namespace), node `i` also
+//! listens for the cluster on `127.0.0.(10+i)` and advertises that, so nftables rules cut
+//! links by source and destination address (`network`, `netfilter`). Clients reach node
+//! `j` through its MQTT proxy in both modes, picking nodes from the [`NodeView`]. The
+//! harness's own control calls (status, membership) go to the real cluster port.
 
 use std::fs::File;
 use std::net::SocketAddr;
@@ -20,6 +24,9 @@ use raftmq::cluster::network::ClusterAccess;
 use raftmq::local_cluster::free_port;
 use tokio::time::Instant;
 
+use crate::netfilter::Netfilter;
+use crate::network::{Links, MAX_NODE, NetMode, node_ip};
+use crate::nodes::{NodeView, Target};
 use crate::proxy::{Endpoint, Proxy, source_by_ip};
 
 /// Raft timings of the nodes under test (heartbeat, election min, election max, ms):
@@ -32,7 +39,8 @@ pub struct Node {
     pub number: usize,
     /// The real cluster gRPC address (for the harness's control calls).
     pub cluster_addr: SocketAddr,
-    /// What the other nodes use: the proxy in front of `cluster_addr`.
+    /// What the other nodes use: the proxy in front of `cluster_addr` (proxy mode), or
+    /// `cluster_addr` itself (nftables mode).
     pub advertised: SocketAddr,
     /// What clients use: the proxy in front of the MQTT listener.
     pub mqtt_addr: SocketAddr,
@@ -56,6 +64,14 @@ impl Node {
     fn pid(&self) -> Option<i32> {
         self.child.as_ref().map(|c| c.id() as i32)
     }
+
+    /// The node as clients reach it.
+    pub fn target(&self) -> Target {
+        Target {
+            number: self.number,
+            addr: self.mqtt_addr,
+        }
+    }
 }
 
 /// The cluster under test.
@@ -64,6 +80,12 @@ pub struct Db {
     root: PathBuf,
     pub nodes: Vec<Node>,
     pub proxy: Proxy,
+    /// How links between nodes are cut.
+    pub net: NetMode,
+    /// The nftables mode's rules.
+    netfilter: Option<Netfilter>,
+    /// The nodes the clients use: members that are ready.
+    clients: Option<NodeView>,
     /// Node numbers ever used (a wiped node comes back under a new number).
     next_number: usize,
     snapshot_threshold: u64,
@@ -71,18 +93,26 @@ pub struct Db {
 
 impl Db {
     /// Starts `size` nodes under `root` (node 1 bootstraps, the others join it) and waits
-    /// until they are all voters.
+    /// until they are all voters. The nftables mode must run in the harness's namespace.
     pub async fn start(
         binary: &Path,
         root: &Path,
         size: usize,
         snapshot_threshold: u64,
+        net: NetMode,
     ) -> anyhow::Result<Db> {
+        let netfilter = match net {
+            NetMode::Proxy => None,
+            NetMode::Nftables => Some(Netfilter::create()?),
+        };
         let mut db = Db {
             binary: binary.to_path_buf(),
             root: root.to_path_buf(),
             nodes: Vec::new(),
             proxy: Proxy::new(),
+            net,
+            netfilter,
+            clients: None,
             next_number: 1,
             snapshot_threshold,
         };
@@ -90,7 +120,34 @@ impl Db {
             db.add_node().await?;
         }
         db.wait_voters(size, Duration::from_secs(60)).await?;
+        db.clients = NodeView::new(db.nodes.iter().map(Node::target).collect());
         Ok(db)
+    }
+
+    /// The nodes the clients pick from (shared: it follows membership changes).
+    pub fn client_view(&self) -> anyhow::Result<NodeView> {
+        self.clients.clone().context("no nodes started")
+    }
+
+    /// Node `index`, a voter now, is offered to the clients.
+    pub fn admit(&self, index: usize) {
+        if let Some(view) = &self.clients {
+            view.add(self.nodes[index].target());
+        }
+    }
+
+    /// The links between nodes, for cutting.
+    pub fn links(&self) -> Links<'_> {
+        match &self.netfilter {
+            Some(netfilter) => Links::Nftables(netfilter),
+            None => Links::Proxy(self.proxy.faults()),
+        }
+    }
+
+    /// Removes every network fault: the proxy's (client links too) and the link cuts.
+    pub fn heal_network(&self) -> anyhow::Result<()> {
+        self.proxy.faults().heal();
+        self.links().heal()
     }
 
     /// Starts one more node that joins the first running one (or bootstraps, if it is the
@@ -98,18 +155,31 @@ impl Db {
     pub async fn add_node(&mut self) -> anyhow::Result<usize> {
         let number = self.next_number;
         self.next_number += 1;
-        anyhow::ensure!(number < 100, "at most 99 node numbers per test");
-        let cluster_addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+        anyhow::ensure!(
+            number <= MAX_NODE,
+            "at most {MAX_NODE} node numbers per test"
+        );
+        let own_ip = node_ip(number)?;
+        let (cluster_addr, advertised) = match self.net {
+            NetMode::Proxy => {
+                let real: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+                let proxy = self
+                    .proxy
+                    .listen(
+                        format!("127.0.0.1:{}", free_port()?).parse()?,
+                        real,
+                        Endpoint::Node(number),
+                        source_by_ip,
+                    )
+                    .await?;
+                (real, proxy)
+            }
+            NetMode::Nftables => {
+                let own = SocketAddr::new(own_ip.into(), free_port()?);
+                (own, own)
+            }
+        };
         let mqtt_real: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
-        let advertised = self
-            .proxy
-            .listen(
-                format!("127.0.0.1:{}", free_port()?).parse()?,
-                cluster_addr,
-                Endpoint::Node(number),
-                source_by_ip,
-            )
-            .await?;
         let mqtt_addr = self
             .proxy
             .listen(
@@ -135,7 +205,7 @@ impl Db {
             "--cluster-advertise",
             &advertised.to_string(),
             "--cluster-source-ip",
-            &format!("127.0.0.{}", 10 + number),
+            &own_ip.to_string(),
             "--mqtt-listen",
             &mqtt_real.to_string(),
             "--ws-listen",
@@ -203,6 +273,10 @@ impl Db {
     /// and wipes its data directory; it is dropped from `nodes` (its log stays in the
     /// store). A node that comes back later is a new node, under a new number.
     pub async fn remove_node(&mut self, index: usize) -> anyhow::Result<()> {
+        // No new client operation goes to a node on its way out.
+        if let Some(view) = &self.clients {
+            view.remove(self.nodes[index].number);
+        }
         let addr = self.nodes[index].cluster_addr.to_string();
         let left = tokio::time::timeout(
             Duration::from_secs(40),
@@ -212,6 +286,7 @@ impl Db {
         .map_err(|_| anyhow::anyhow!("leave timed out"))
         .and_then(|r| r.map_err(anyhow::Error::from));
         if let Err(e) = left {
+            self.admit(index);
             anyhow::bail!("{} could not leave: {e}", self.nodes[index].name());
         }
         self.kill(index)?;
@@ -352,7 +427,8 @@ impl Db {
         anyhow::bail!("the nodes did not converge: {last}")
     }
 
-    /// Kills every node and stops the proxy; the data stays for the store.
+    /// Kills every node and stops the proxy; the data stays for the store. (The nftables
+    /// table goes when the `Db` is dropped.)
     pub fn teardown(&mut self) {
         for i in 0..self.nodes.len() {
             if self.nodes[i].paused {

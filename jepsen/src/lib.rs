@@ -5,8 +5,11 @@
 //!   [`recorder`] appends to it from every task.
 //! - [`checker`]: the checkers (queue, order, session, retained-register linearizability).
 //! - [`db`]: the raftmq node processes, each behind the [`proxy`] that injects network
-//!   faults; [`nemesis`]: the faults; [`client`]: the MQTT client (rumqttc);
-//!   [`workload`]: what the clients do; [`runner`]: one test from start to verdict.
+//!   faults; [`nemesis`]: the faults; [`network`]: how links between nodes are cut (the
+//!   proxy, or [`netfilter`]: nftables rules in the harness's network namespace);
+//!   [`client`]: the MQTT client (rumqttc); [`nodes`]: the nodes the clients use, as
+//!   membership changes; [`workload`]: what the clients do; [`runner`]: one test from
+//!   start to verdict.
 //! - [`plot`]: `rate.png` and `latency-raw.png` of a run, faults shaded.
 
 pub mod checker;
@@ -14,6 +17,9 @@ pub mod client;
 pub mod db;
 pub mod history;
 pub mod nemesis;
+pub mod netfilter;
+pub mod network;
+pub mod nodes;
 pub mod plot;
 pub mod proxy;
 pub mod recorder;

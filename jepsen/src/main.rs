@@ -1,14 +1,18 @@
 //! `cargo run -p jepsen -- test ...`: one Jepsen-style test of raftmq. Exit codes: 0 the
 //! history is valid, 1 it is not, 2 unknown (the harness failed, or could not decide —
-//! never reported as a pass).
+//! never reported as a pass). With `--net nftables` the process runs itself again inside
+//! a network namespace of its own (`netfilter`) and reports that run's exit code.
 
-use std::path::PathBuf;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use jepsen::checker::Validity;
 use jepsen::nemesis::Fault;
+use jepsen::netfilter;
+use jepsen::network::NetMode;
 use jepsen::runner::{self, TestConfig, Workload};
 
 #[derive(Parser)]
@@ -46,6 +50,11 @@ enum Cmd {
         /// Snapshot every this many entries (small, so that snapshots are installed).
         #[arg(long, default_value_t = 500)]
         snapshot_threshold: u64,
+        /// How links between nodes are cut: proxy (the harness's TCP proxy, no root), or
+        /// nftables (packets dropped by nftables rules in a network namespace the harness
+        /// creates; root, with unshare, nft and ip).
+        #[arg(long, default_value = "proxy")]
+        net: String,
     },
 }
 
@@ -60,7 +69,21 @@ fn main() -> ExitCode {
         binary,
         store,
         snapshot_threshold,
+        net,
     } = cli.command;
+    let Some(net) = NetMode::parse(&net) else {
+        eprintln!("unknown network mode {net:?} (proxy, nftables)");
+        return ExitCode::from(2);
+    };
+    if net == NetMode::Nftables && !netfilter::in_namespace() {
+        return in_namespace(binary.as_deref());
+    }
+    if net == NetMode::Nftables
+        && let Err(e) = netfilter::loopback_up()
+    {
+        eprintln!("--net nftables: {e:#}");
+        return ExitCode::from(2);
+    }
     let Some(workload) = Workload::parse(&workload) else {
         eprintln!("unknown workload {workload:?} (queue-qos1, queue-qos2, retained, session)");
         return ExitCode::from(2);
@@ -95,6 +118,7 @@ fn main() -> ExitCode {
         store,
         command_line: std::env::args().collect::<Vec<_>>().join(" "),
         snapshot_threshold,
+        net,
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -121,6 +145,43 @@ fn main() -> ExitCode {
                 Validity::Invalid => ExitCode::from(1),
                 Validity::Unknown => ExitCode::from(2),
             }
+        }
+        Err(e) => {
+            eprintln!("the harness failed: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs this very command again in a network namespace of its own, with the raftmq binary
+/// built here first (the namespace has no network for cargo), and returns its exit code.
+fn in_namespace(binary: Option<&Path>) -> ExitCode {
+    if let Some(why) = netfilter::unavailable() {
+        eprintln!("--net nftables cannot run here: {why}");
+        return ExitCode::from(2);
+    }
+    let mut args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    if binary.is_none() {
+        match runner::build_release() {
+            Ok(built) => args.extend([OsString::from("--binary"), built.into_os_string()]),
+            Err(e) => {
+                eprintln!("the harness failed: {e:#}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => {
+            eprintln!("the harness failed: its own executable: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match netfilter::run_in_namespace(&exe, &args) {
+        Ok(status) => {
+            // Killed by a signal, or an exit code out of range: unknown.
+            let code = status.code().and_then(|c| u8::try_from(c).ok());
+            ExitCode::from(code.unwrap_or(2))
         }
         Err(e) => {
             eprintln!("the harness failed: {e:#}");

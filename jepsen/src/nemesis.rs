@@ -6,17 +6,19 @@
 //!   the fault ends. The first kill is the leader's, the second a follower's kept down
 //!   until the log was compacted past it (it catches up from a snapshot).
 //! - `pause`: SIGSTOP of the leader or a follower; SIGCONT when it ends.
-//! - `partition`: through the proxy between the nodes: one node isolated, the leader in
-//!   the minority, the leader in the majority, halves, or one node's outgoing traffic
-//!   stalled (one-way).
+//! - `partition`: one node isolated, the leader in the minority, the leader in the
+//!   majority, halves, or one node's outgoing traffic stopped (one-way); the links are cut
+//!   as the network mode does it (`network`: the proxy, or nftables rules).
 //! - `clients`: the clients cut off one node (its connections reset, new ones refused),
 //!   so their sessions move to another node while Raft stays healthy.
-//! - `delay`: latency and jitter on every link through the proxy, or on one node's.
-//! - `membership`: a node added (it joins and catches up), or one removed, wiped and
-//!   dropped (a later addition is a new node under a new number): one change at a time,
-//!   never below 3 voters.
-//! - `reset`: the open connections of one node (cluster and clients), or of every client,
-//!   reset once a second.
+//! - `delay`: latency and jitter on every link through the proxy, or on one node's (in
+//!   the nftables mode only client links cross the proxy, so only they are delayed).
+//! - `membership`: a node added (it joins and catches up, and once a voter the clients
+//!   use it), or one removed (the clients stop using it first), wiped and dropped (a
+//!   later addition is a new node under a new number): one change at a time, never
+//!   below 3 voters.
+//! - `reset`: the open connections of one node (cluster and clients; clients only in the
+//!   nftables mode), or of every client, reset once a second.
 
 use std::time::Duration;
 
@@ -152,7 +154,7 @@ pub fn heal(db: &mut Db, recorder: &Recorder) -> anyhow::Result<()> {
             db.restart(i)?;
         }
     }
-    db.proxy.faults().heal();
+    db.heal_network()?;
     recorder.nemesis("heal", json!("all"));
     Ok(())
 }
@@ -335,28 +337,20 @@ async fn partition(
         .copied()
         .filter(|i| !minority.contains(i))
         .collect();
-    let faults = db.proxy.faults();
+    let links = db.links();
     for &a in &minority {
         for &b in &majority {
-            let (a, b) = (
-                Endpoint::Node(db.nodes[a].number),
-                Endpoint::Node(db.nodes[b].number),
-            );
-            if variant == "one-way" {
-                faults.block(a, b);
-            } else {
-                faults.partition(a, b);
-            }
+            links.cut(db.nodes[a].number, db.nodes[b].number, variant == "one-way")?;
         }
     }
     recorder.nemesis(
         "start-partition",
         json!({"variant": variant, "minority": names(db, &minority),
-               "majority": names(db, &majority)}),
+               "majority": names(db, &majority), "net": db.net.name()}),
     );
     coverage.partitions += 1;
     sleep(hold).await;
-    faults.heal();
+    links.heal()?;
     recorder.nemesis("stop-partition", json!({"variant": variant}));
     Ok(())
 }
@@ -478,6 +472,7 @@ async fn membership(
         let index = db.add_node().await?;
         let name = db.nodes[index].name();
         db.wait_voters(voters + 1, Duration::from_secs(90)).await?;
+        db.admit(index);
         coverage.joins += 1;
         recorder.nemesis(
             "stop-membership",

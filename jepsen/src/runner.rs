@@ -4,7 +4,6 @@
 //! history, and write the store (`store/<workload>/<timestamp>/`).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -17,6 +16,8 @@ use crate::checker::{self, Report, Validity};
 use crate::db::Db;
 use crate::history::{History, edn};
 use crate::nemesis::{self, Coverage, Fault, Schedule};
+use crate::network::NetMode;
+use crate::nodes::NodeView;
 use crate::recorder::Recorder;
 use crate::workload::queue::{self, QueueConfig};
 use crate::workload::retained::{Registers, RetainedConfig};
@@ -65,6 +66,9 @@ pub struct TestConfig {
     pub store: PathBuf,
     pub command_line: String,
     pub snapshot_threshold: u64,
+    /// How links between nodes are cut (nftables: this process must run in the harness's
+    /// network namespace).
+    pub net: NetMode,
 }
 
 /// The verdict and where the store is.
@@ -86,12 +90,19 @@ pub async fn run(config: &TestConfig) -> anyhow::Result<Outcome> {
     std::fs::write(store.join("command"), &config.command_line)?;
     println!("store: {}", store.display());
 
-    let mut db = Db::start(&binary, &store, config.nodes, config.snapshot_threshold)
-        .await
-        .context("starting the cluster")?;
+    let mut db = Db::start(
+        &binary,
+        &store,
+        config.nodes,
+        config.snapshot_threshold,
+        config.net,
+    )
+    .await
+    .context("starting the cluster")?;
     let recorder = Recorder::new();
+    recorder.nemesis("network", json!({"mode": config.net.name()}));
     let rng = StdRng::seed_from_u64(config.seed);
-    let nodes = Arc::new(db.nodes.iter().map(|n| n.mqtt_addr).collect::<Vec<_>>());
+    let nodes = db.client_view()?;
     let mut faults = Faults {
         db: &mut db,
         recorder: &recorder,
@@ -138,7 +149,7 @@ pub async fn run(config: &TestConfig) -> anyhow::Result<Outcome> {
         });
     }
     let valid = checker::combine(&reports);
-    write_results(&store, valid, &reports)?;
+    write_results(&store, valid, config.net, &reports)?;
     Ok(Outcome {
         valid,
         store,
@@ -187,7 +198,7 @@ type Ran = anyhow::Result<(Coverage, anyhow::Result<()>)>;
 /// subscribers drain.
 async fn run_queue(
     config: &TestConfig,
-    nodes: Arc<Vec<std::net::SocketAddr>>,
+    nodes: NodeView,
     recorder: &Recorder,
     faults: &mut Faults<'_>,
 ) -> Ran {
@@ -222,7 +233,7 @@ async fn run_queue(
 /// a final read of every key.
 async fn run_retained(
     config: &TestConfig,
-    nodes: Arc<Vec<std::net::SocketAddr>>,
+    nodes: NodeView,
     recorder: &Recorder,
     faults: &mut Faults<'_>,
 ) -> Ran {
@@ -262,7 +273,7 @@ fn count_in_logs(store: &Path, needle: &str) -> usize {
 /// session: connection cycles and publishers for the time limit.
 async fn run_session(
     config: &TestConfig,
-    nodes: Arc<Vec<std::net::SocketAddr>>,
+    nodes: NodeView,
     recorder: &Recorder,
     faults: &mut Faults<'_>,
 ) -> Ran {
@@ -319,9 +330,15 @@ fn coverage_report(
     }
 }
 
-fn write_results(store: &Path, valid: Validity, reports: &[Report]) -> anyhow::Result<()> {
+fn write_results(
+    store: &Path,
+    valid: Validity,
+    net: NetMode,
+    reports: &[Report],
+) -> anyhow::Result<()> {
     let results = json!({
         "valid": valid,
+        "net": net.name(),
         "checkers": reports.iter().map(|r| (r.checker.clone(), json!({"valid": r.valid, "details": r.details}))).collect::<serde_json::Map<_, _>>(),
     });
     std::fs::write(
@@ -334,7 +351,7 @@ fn write_results(store: &Path, valid: Validity, reports: &[Report]) -> anyhow::R
         Validity::Invalid => "false",
         Validity::Unknown => ":unknown",
     };
-    let mut text = format!("{{:valid? {verdict}");
+    let mut text = format!("{{:valid? {verdict},\n :net :{}", net.name());
     for report in reports {
         let v = match report.valid {
             Validity::Valid => "true",
@@ -353,7 +370,7 @@ fn write_results(store: &Path, valid: Validity, reports: &[Report]) -> anyhow::R
 }
 
 /// `cargo build --release --bin raftmq` in the workspace; the binary's path.
-fn build_release() -> anyhow::Result<PathBuf> {
+pub fn build_release() -> anyhow::Result<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .context("the workspace root")?

@@ -3,7 +3,6 @@
 //! long session expiry) receive everything under `jepsen/q/#`, move to a random node from
 //! time to time, and drain at the end. Judged by the `queue` and `order` checkers.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +14,7 @@ use tokio::time::{Instant, sleep_until, timeout};
 
 use crate::client::{Event, Session, SessionOptions};
 use crate::history::OpType;
+use crate::nodes::NodeView;
 use crate::recorder::Recorder;
 
 /// How the workload runs.
@@ -64,7 +64,7 @@ pub struct Subscribers {
 /// Connects and subscribes every subscriber (recorded), then keeps them receiving.
 pub async fn start_subscribers(
     config: &QueueConfig,
-    nodes: Arc<Vec<SocketAddr>>,
+    nodes: NodeView,
     recorder: Recorder,
 ) -> anyhow::Result<Subscribers> {
     let (stop_churn, churn_rx) = tokio::sync::watch::channel(false);
@@ -78,7 +78,7 @@ pub async fn start_subscribers(
             keep_alive: Duration::from_secs(10),
             reconnect: true,
         };
-        let mut session = Session::start(options.clone(), nodes.clone(), k % nodes.len());
+        let mut session = Session::start(options.clone(), nodes.clone(), nodes.nth(k));
         let mut process = recorder.process();
         // Subscribe once, on the first connection (the session keeps it).
         let mut connected = None;
@@ -147,12 +147,7 @@ pub(crate) fn record_connection(
     };
     match event {
         Event::Connecting { conn, node } => {
-            recorder.invoke(
-                process,
-                "connect",
-                base(*conn),
-                Some(format!("n{}", node + 1)),
-            );
+            recorder.invoke(process, "connect", base(*conn), Some(node.name()));
         }
         Event::ConnAck {
             conn,
@@ -195,7 +190,7 @@ pub(crate) fn record_connection(
 async fn receive(
     mut session: Session,
     options: SessionOptions,
-    nodes: Arc<Vec<SocketAddr>>,
+    nodes: NodeView,
     recorder: Recorder,
     mut stop_churn: tokio::sync::watch::Receiver<bool>,
     last_delivery: Arc<std::sync::Mutex<Instant>>,
@@ -215,8 +210,7 @@ async fn receive(
                 }
             }
             _ = sleep_until(next_move), if churning => {
-                let node = rand::rng().random_range(0..nodes.len());
-                session.move_to(node);
+                session.move_to(nodes.random());
                 next_move = Instant::now() + churn_interval();
             }
             changed = stop_churn.changed(), if churning => {
@@ -277,12 +271,7 @@ impl Subscribers {
 }
 
 /// Runs the publishers until `until`.
-pub async fn publish(
-    config: &QueueConfig,
-    nodes: Arc<Vec<SocketAddr>>,
-    recorder: Recorder,
-    until: Instant,
-) {
+pub async fn publish(config: &QueueConfig, nodes: NodeView, recorder: Recorder, until: Instant) {
     let tasks: Vec<_> = (0..config.publishers)
         .map(|j| {
             tokio::spawn(publisher(
@@ -302,7 +291,7 @@ pub async fn publish(
 async fn publisher(
     number: u64,
     config: QueueConfig,
-    nodes: Arc<Vec<SocketAddr>>,
+    nodes: NodeView,
     recorder: Recorder,
     until: Instant,
 ) {
@@ -315,7 +304,7 @@ async fn publisher(
         keep_alive: Duration::from_secs(10),
         reconnect: true,
     };
-    let first = number as usize % nodes.len();
+    let first = nodes.nth(number as usize);
     let mut session = Session::start(options.clone(), nodes.clone(), first);
     let mut process = recorder.process();
     let mut node = first;
@@ -339,7 +328,7 @@ async fn publisher(
         );
         let value = json!({"client": options.client_id, "publisher": number, "topic": topic,
                            "seq": seq, "qos": config.qos});
-        let node_name = Some(format!("n{}", node + 1));
+        let node_name = Some(node.name());
         recorder.invoke(process, "publish", value.clone(), node_name.clone());
         let payload = Bytes::from(format!("{number} {seq}"));
         let outcome = if session
@@ -360,7 +349,7 @@ async fn publisher(
                 // Retired, as in Jepsen; the client starts over on a random node.
                 process = recorder.process();
                 connected = false;
-                session.move_to(rand::rng().random_range(0..nodes.len()));
+                session.move_to(nodes.random());
             }
         }
         tokio::time::sleep(config.interval).await;

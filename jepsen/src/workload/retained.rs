@@ -11,7 +11,6 @@
 //! operation `:fail` (it certainly did not happen); a write whose connection ends before
 //! the PUBACK is `:info`, and its process retires.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
@@ -24,6 +23,7 @@ use tokio::time::{Instant, timeout};
 
 use crate::client::{Event, Session, SessionOptions};
 use crate::history::{OpType, Process};
+use crate::nodes::{NodeView, Target};
 use crate::recorder::Recorder;
 
 /// How the workload runs.
@@ -60,7 +60,7 @@ fn key(k: usize) -> String {
 #[derive(Clone)]
 pub struct Registers {
     config: RetainedConfig,
-    nodes: Arc<Vec<SocketAddr>>,
+    nodes: NodeView,
     recorder: Recorder,
     values: Arc<AtomicI64>,
     clients: Arc<AtomicU64>,
@@ -84,7 +84,7 @@ impl Done {
 }
 
 impl Registers {
-    pub fn new(config: RetainedConfig, nodes: Arc<Vec<SocketAddr>>, recorder: Recorder) -> Self {
+    pub fn new(config: RetainedConfig, nodes: NodeView, recorder: Recorder) -> Self {
         Registers {
             config,
             nodes,
@@ -101,8 +101,7 @@ impl Registers {
         for k in 0..self.config.keys {
             loop {
                 anyhow::ensure!(Instant::now() < deadline, "could not seed {}", key(k));
-                let node = rand::rng().random_range(0..self.nodes.len());
-                match self.write(&mut process, k, node).await {
+                match self.write(&mut process, k, self.nodes.random()).await {
                     OpType::Ok => break,
                     _ => tokio::time::sleep(Duration::from_millis(200)).await,
                 }
@@ -129,7 +128,8 @@ impl Registers {
         let deadline = Instant::now() + within;
         let mut process = self.recorder.process();
         for k in 0..self.config.keys {
-            for node in (0..self.nodes.len()).cycle() {
+            // The view as it is now, in turn, until a read succeeds.
+            for node in self.nodes.all().into_iter().cycle() {
                 if Instant::now() >= deadline || self.read(&mut process, k, node).await {
                     break;
                 }
@@ -141,13 +141,10 @@ impl Registers {
     async fn worker(&self, until: Instant) {
         let mut process = self.recorder.process();
         while Instant::now() < until {
-            let (k, node, write) = {
+            let node = self.nodes.random();
+            let (k, write) = {
                 let mut rng = rand::rng();
-                (
-                    rng.random_range(0..self.config.keys),
-                    rng.random_range(0..self.nodes.len()),
-                    rng.random_bool(0.5),
-                )
+                (rng.random_range(0..self.config.keys), rng.random_bool(0.5))
             };
             if write {
                 self.write(&mut process, k, node).await;
@@ -159,10 +156,10 @@ impl Registers {
     }
 
     /// One recorded write of a new value to key `k` through `node`.
-    async fn write(&self, process: &mut Process, k: usize, node: usize) -> OpType {
+    async fn write(&self, process: &mut Process, k: usize, node: Target) -> OpType {
         let value = self.values.fetch_add(1, Ordering::Relaxed);
         let op = json!({"key": key(k), "value": value});
-        let at = Some(format!("n{}", node + 1));
+        let at = Some(node.name());
         self.recorder
             .invoke(*process, "write", op.clone(), at.clone());
         let done = self.write_once(k, node, value).await;
@@ -175,9 +172,9 @@ impl Registers {
     }
 
     /// One recorded read of key `k` through `node`; whether it ended `:ok`.
-    async fn read(&self, process: &mut Process, k: usize, node: usize) -> bool {
+    async fn read(&self, process: &mut Process, k: usize, node: Target) -> bool {
         let op = json!({"key": key(k)});
-        let at = Some(format!("n{}", node + 1));
+        let at = Some(node.name());
         self.recorder
             .invoke(*process, "read", op.clone(), at.clone());
         let done = self.read_once(k, node).await;
@@ -193,7 +190,7 @@ impl Registers {
         done.kind == OpType::Ok
     }
 
-    fn session(&self, node: usize) -> Session {
+    fn session(&self, node: Target) -> Session {
         let n = self.clients.fetch_add(1, Ordering::Relaxed);
         let options = SessionOptions {
             client_id: format!("jepsen-reg-{n}"),
@@ -205,7 +202,7 @@ impl Registers {
         Session::start(options, self.nodes.clone(), node)
     }
 
-    async fn write_once(&self, k: usize, node: usize, value: i64) -> Done {
+    async fn write_once(&self, k: usize, node: Target, value: i64) -> Done {
         let deadline = Instant::now() + self.config.op_timeout;
         let mut session = self.session(node);
         let done = match connected(&mut session, deadline).await {
@@ -226,7 +223,7 @@ impl Registers {
         done
     }
 
-    async fn read_once(&self, k: usize, node: usize) -> Done {
+    async fn read_once(&self, k: usize, node: Target) -> Done {
         let deadline = Instant::now() + self.config.op_timeout;
         let mut session = self.session(node);
         let done = match connected(&mut session, deadline).await {

@@ -7,7 +7,6 @@
 //! Judged by the `session` checker (`session_present` tells the truth; a taken-over
 //! connection receives nothing published after the takeover).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -19,6 +18,7 @@ use tokio::time::{Instant, sleep_until};
 
 use crate::client::{Event, Session, SessionOptions};
 use crate::history::{OpType, Process};
+use crate::nodes::NodeView;
 use crate::recorder::Recorder;
 use crate::workload::queue::{self, QueueConfig, record_connection, record_delivery};
 
@@ -58,12 +58,7 @@ pub fn publishers(config: &SessionConfig) -> QueueConfig {
 }
 
 /// Runs the workers and the publishers until `until`.
-pub async fn run(
-    config: &SessionConfig,
-    nodes: Arc<Vec<SocketAddr>>,
-    recorder: Recorder,
-    until: Instant,
-) {
+pub async fn run(config: &SessionConfig, nodes: NodeView, recorder: Recorder, until: Instant) {
     let connections = Arc::new(AtomicU64::new(0));
     let mut tasks: Vec<_> = (0..config.workers)
         .map(|_| {
@@ -87,14 +82,15 @@ pub async fn run(
 
 async fn worker(
     config: &SessionConfig,
-    nodes: Arc<Vec<SocketAddr>>,
+    nodes: NodeView,
     recorder: Recorder,
     connections: Arc<AtomicU64>,
     until: Instant,
 ) {
     let mut process = recorder.process();
     while Instant::now() < until {
-        let (k, node, clean_start, expiry, hold) = {
+        let node = nodes.random();
+        let (k, clean_start, expiry, hold) = {
             let mut rng = rand::rng();
             let hold = rng.random_range(config.hold.0.as_millis()..=config.hold.1.as_millis());
             let k = rng.random_range(0..config.clients);
@@ -107,7 +103,6 @@ async fn worker(
             };
             (
                 k,
-                rng.random_range(0..nodes.len()),
                 rng.random_bool(0.25),
                 expiry,
                 Duration::from_millis(hold as u64),
