@@ -161,34 +161,13 @@ impl Db {
         );
         let own_ip = node_ip(number)?;
         let (cluster_addr, advertised) = match self.net {
-            NetMode::Proxy => {
-                let real: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
-                let proxy = self
-                    .proxy
-                    .listen(
-                        format!("127.0.0.1:{}", free_port()?).parse()?,
-                        real,
-                        Endpoint::Node(number),
-                        source_by_ip,
-                    )
-                    .await?;
-                (real, proxy)
-            }
+            NetMode::Proxy => self.behind_proxy(number).await?,
             NetMode::Nftables => {
                 let own = SocketAddr::new(own_ip.into(), free_port()?);
                 (own, own)
             }
         };
-        let mqtt_real: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
-        let mqtt_addr = self
-            .proxy
-            .listen(
-                format!("127.0.0.1:{}", free_port()?).parse()?,
-                mqtt_real,
-                Endpoint::Node(number),
-                source_by_ip,
-            )
-            .await?;
+        let (mqtt_real, mqtt_addr) = self.behind_proxy(number).await?;
         let data_dir = self.root.join(format!("n{number}"));
         let log_path = self.root.join(format!("n{number}.log"));
         let seed = self
@@ -248,6 +227,22 @@ impl Db {
         let index = self.nodes.len() - 1;
         self.spawn(index)?;
         Ok(index)
+    }
+
+    /// A free port on 127.0.0.1 for node `number` to listen on, and the address of a new
+    /// proxy listener in front of it.
+    async fn behind_proxy(&self, number: usize) -> anyhow::Result<(SocketAddr, SocketAddr)> {
+        let real: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+        let proxy = self
+            .proxy
+            .listen(
+                format!("127.0.0.1:{}", free_port()?).parse()?,
+                real,
+                Endpoint::Node(number),
+                source_by_ip,
+            )
+            .await?;
+        Ok((real, proxy))
     }
 
     fn spawn(&mut self, index: usize) -> anyhow::Result<()> {
