@@ -71,19 +71,6 @@ fn main() -> ExitCode {
         snapshot_threshold,
         net,
     } = cli.command;
-    let Some(net) = NetMode::parse(&net) else {
-        eprintln!("unknown network mode {net:?} (proxy, nftables)");
-        return ExitCode::from(2);
-    };
-    if net == NetMode::Nftables && !netfilter::in_namespace() {
-        return in_namespace(binary.as_deref());
-    }
-    if net == NetMode::Nftables
-        && let Err(e) = netfilter::loopback_up()
-    {
-        eprintln!("--net nftables: {e:#}");
-        return ExitCode::from(2);
-    }
     let Some(workload) = Workload::parse(&workload) else {
         eprintln!("unknown workload {workload:?} (queue-qos1, queue-qos2, retained, session)");
         return ExitCode::from(2);
@@ -106,6 +93,26 @@ fn main() -> ExitCode {
     }
     if nodes < 3 {
         eprintln!("--nodes must be at least 3");
+        return ExitCode::from(2);
+    }
+    let Some(net) = NetMode::parse(&net) else {
+        eprintln!("unknown network mode {net:?} (proxy, nftables)");
+        return ExitCode::from(2);
+    };
+    if net == NetMode::Nftables && !netfilter::in_namespace() {
+        if netfilter::marked() {
+            eprintln!(
+                "--net nftables: {} is set, but this is not the harness's namespace",
+                netfilter::IN_NAMESPACE
+            );
+            return ExitCode::from(2);
+        }
+        return in_namespace(binary.as_deref());
+    }
+    if net == NetMode::Nftables
+        && let Err(e) = netfilter::loopback_up()
+    {
+        eprintln!("--net nftables: {e:#}");
         return ExitCode::from(2);
     }
     let config = TestConfig {

@@ -9,8 +9,9 @@
 //! `127.0.0.(10+i)`, so a rule names a link by its source and destination address.
 //!
 //! The workspace forbids `unsafe` code, so no setns/unshare system calls: the harness
-//! re-executes itself under util-linux's `unshare`, with [`IN_NAMESPACE`] set, and brings
-//! up `lo` (iproute2's `ip`); the rules are made with the `nft` command.
+//! re-executes itself under util-linux's `unshare`, with [`IN_NAMESPACE`] naming the
+//! namespace it leaves, and brings up `lo` (iproute2's `ip`); the rules are made with the
+//! `nft` command.
 
 use std::ffi::OsString;
 use std::net::Ipv4Addr;
@@ -19,7 +20,8 @@ use std::process::{Command, ExitStatus, Stdio};
 
 use anyhow::Context;
 
-/// Set (to `1`) in a process the harness started inside its namespace.
+/// Set in a process the harness started inside its namespace, to the network namespace
+/// the harness left (as `/proc/self/ns/net` names it: `net:[4026531833]`).
 pub const IN_NAMESPACE: &str = "JEPSEN_NETNS";
 
 /// The harness's table (family `ip`), and its one chain.
@@ -79,20 +81,44 @@ fn on_path(command: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-/// Whether this process runs inside the harness's namespace.
-pub fn in_namespace() -> bool {
-    std::env::var_os(IN_NAMESPACE).is_some_and(|v| v == "1")
+/// This process's network namespace, as `/proc/self/ns/net` names it.
+fn network_namespace() -> anyhow::Result<String> {
+    let link = std::fs::read_link("/proc/self/ns/net")
+        .context("reading /proc/self/ns/net (this process's network namespace)")?;
+    Ok(link.to_string_lossy().into_owned())
 }
 
-/// Runs `program args` in a new network namespace (with [`IN_NAMESPACE`] set) and waits
-/// for it. The namespace goes away with its last process; if this process dies first,
-/// `unshare` kills the child.
+/// Whether this process runs inside the harness's namespace: [`IN_NAMESPACE`] names a
+/// network namespace, and this process is in another one. A marker inherited by a
+/// process back on the host names the host's namespace, so it cannot let the harness
+/// change the host's network.
+pub fn in_namespace() -> bool {
+    let Some(left) = std::env::var_os(IN_NAMESPACE) else {
+        return false;
+    };
+    let left = left.to_string_lossy();
+    left.starts_with("net:[") && network_namespace().is_ok_and(|own| own != left)
+}
+
+/// Whether [`IN_NAMESPACE`] is set, rightly or not: a process that has it and is not
+/// [`in_namespace`] must not start another namespace (that would recurse).
+pub fn marked() -> bool {
+    std::env::var_os(IN_NAMESPACE).is_some()
+}
+
+/// Runs `program args` in a new network namespace (with [`IN_NAMESPACE`] naming this
+/// one) and waits for it. The namespace goes away with its last process; if this process
+/// dies first, `unshare` kills the child.
 pub fn run_in_namespace(program: &Path, args: &[OsString]) -> anyhow::Result<ExitStatus> {
+    anyhow::ensure!(
+        !marked(),
+        "{IN_NAMESPACE} is set here already: not starting a namespace from a namespace"
+    );
     Command::new("unshare")
         .args(["--net", "--kill-child", "--"])
         .arg(program)
         .args(args)
-        .env(IN_NAMESPACE, "1")
+        .env(IN_NAMESPACE, network_namespace()?)
         .status()
         .context("running unshare --net")
 }

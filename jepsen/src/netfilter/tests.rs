@@ -111,20 +111,59 @@ fn cuts_one_or_both_directions_of_a_link_and_heals() {
         return;
     }
     // This very test again, alone, in a namespace of its own.
-    let name = concat!(
-        module_path!(),
-        "::cuts_one_or_both_directions_of_a_link_and_heals"
-    );
-    let name = name.split_once("::").map_or(name, |(_, path)| path);
-    let args: Vec<OsString> = [name, "--exact", "--nocapture", "--test-threads=1"]
-        .iter()
-        .map(OsString::from)
-        .collect();
-    let status = run_in_namespace(&std::env::current_exe().unwrap(), &args).unwrap();
+    let status = run_in_namespace(
+        &std::env::current_exe().unwrap(),
+        &alone("cuts_one_or_both_directions_of_a_link_and_heals"),
+    )
+    .unwrap();
     assert!(
         status.success(),
         "the test in the namespace failed: {status}"
     );
+}
+
+/// The arguments that run test `name` of this module alone.
+fn alone(name: &str) -> Vec<OsString> {
+    let module = module_path!();
+    // Test names leave out the crate.
+    let module = module.split_once("::").map_or(module, |(_, path)| path);
+    [
+        format!("{module}::{name}"),
+        "--exact".into(),
+        "--nocapture".into(),
+        "--test-threads=1".into(),
+    ]
+    .into_iter()
+    .map(OsString::from)
+    .collect()
+}
+
+#[test]
+fn a_marker_naming_this_namespace_or_none_is_not_a_namespace() {
+    if marked() {
+        // Run again below, with the marker set but in this very namespace.
+        assert!(!in_namespace(), "a wrong marker passed for a namespace");
+        assert!(Netfilter::create().is_err());
+        assert!(
+            run_in_namespace(Path::new("/bin/true"), &[]).is_err(),
+            "a marked process starts no namespace"
+        );
+        return;
+    }
+    let Ok(own) = network_namespace() else {
+        println!("skipped: no /proc/self/ns/net here");
+        return;
+    };
+    for marker in [own.as_str(), "1"] {
+        let status = Command::new(std::env::current_exe().unwrap())
+            .args(alone(
+                "a_marker_naming_this_namespace_or_none_is_not_a_namespace",
+            ))
+            .env(IN_NAMESPACE, marker)
+            .status()
+            .unwrap();
+        assert!(status.success(), "with the marker {marker:?}: {status}");
+    }
 }
 
 #[test]
