@@ -16,6 +16,7 @@ pub mod checker;
 pub mod client;
 pub mod db;
 pub mod history;
+pub mod lazyfs;
 pub mod nemesis;
 pub mod netfilter;
 pub mod network;
