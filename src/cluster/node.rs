@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use openraft::{BasicNode, ChangeMembers, Raft, ServerState, SnapshotPolicy};
-use raftmq_storage::{LogStore, StateReader, Storage, StoreError};
+use raftmq_storage::{LogStore, OpenOptions, StateReader, Storage, StoreError};
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
@@ -49,6 +49,8 @@ pub struct NodeConfig {
     /// The secret and the TLS identity: carried by every call to another node and
     /// required of every call to this one.
     pub access: ClusterAccess,
+    /// Never fsync the data directory (`--unsafe-no-fsync`): benchmarks and tests only.
+    pub unsafe_no_fsync: bool,
 }
 
 /// Why a node could not start.
@@ -232,7 +234,17 @@ impl Node {
         metrics: Arc<RaftMetrics>,
         state: impl FnOnce(NodeId) -> BrokerState,
     ) -> Result<Node, NodeError> {
-        let storage = Storage::open(&config.data_dir)?.with_observer(metrics.clone());
+        if config.unsafe_no_fsync {
+            tracing::warn!(
+                "--unsafe-no-fsync: NOTHING IS FSYNCED. A crash of this machine loses \
+                 acknowledged writes and can break Raft's guarantees; for benchmarks and \
+                 tests only"
+            );
+        }
+        let options = OpenOptions {
+            unsafe_no_fsync: config.unsafe_no_fsync,
+        };
+        let storage = Storage::open_with(&config.data_dir, options)?.with_observer(metrics.clone());
         let id = storage.node_id(fresh_id)?;
         let log_store = storage.log_store::<TypeConfig>()?;
         let state_machine = storage.state_machine::<TypeConfig, _>(state(id))?;

@@ -256,6 +256,11 @@ pub struct RunArgs {
     /// nodes apart by their source address.
     #[arg(long, env = "RAFTMQ_CLUSTER_SOURCE_IP")]
     pub cluster_source_ip: Option<std::net::IpAddr>,
+    /// Never fsync the data directory: acknowledged writes live in the OS's page cache
+    /// until it writes them back, so a crash of the machine loses them. For benchmarks and
+    /// tests only (the Jepsen harness shows what it loses).
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", env = "RAFTMQ_UNSAFE_NO_FSYNC")]
+    pub unsafe_no_fsync: bool,
     /// How long a proposal waits for others to share its log entry, µs (0: none; under
     /// load, proposals waiting for the pipeline share entries anyway).
     #[arg(long, default_value_t = 0, env = "RAFTMQ_PROPOSAL_LINGER_US")]
@@ -398,6 +403,7 @@ impl RunArgs {
             },
             source_ip: self.cluster_source_ip,
             access: self.security.cluster.access()?,
+            unsafe_no_fsync: self.unsafe_no_fsync,
         })
     }
 }
@@ -440,6 +446,19 @@ mod tests {
         let e = load_with_file("max_inflight = \"many\"\n", &[]).unwrap_err();
         assert!(matches!(e, LoadError::Args(_)), "{e}");
         assert!(load_with_file("not toml [", &[]).is_err());
+    }
+
+    #[test]
+    fn unsafe_no_fsync_is_off_unless_asked_for() {
+        assert!(!parse(&[]).node_config().unwrap().unsafe_no_fsync);
+        assert!(
+            parse(&["--unsafe-no-fsync"])
+                .node_config()
+                .unwrap()
+                .unsafe_no_fsync
+        );
+        let file = load_with_file("unsafe_no_fsync = true\n", &[]).unwrap();
+        assert!(file.node_config().unwrap().unsafe_no_fsync);
     }
 
     #[test]

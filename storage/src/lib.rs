@@ -28,13 +28,15 @@
 //!    fresh `sm.<generation>` tree, then flips `sm_root`'s pointer in one flushed write and
 //!    drops the old tree. A crash before the flip leaves the old state in force.
 //!
-//! Every flush is sled's flush followed by a real `fdatasync` of its log file and an
-//! `fsync` of any new blob file (`durable.rs`: sled 0.34 itself only calls
-//! `sync_file_range`, which leaves the device's write cache unflushed).
-//!
 //! Every flush goes through one place that times it for an optional [`StorageObserver`]
 //! (the node's fsync-latency histogram), which also hears of each snapshot built or
-//! installed.
+//! installed. A flush is sled's flush followed by an `fdatasync` of sled's log file
+//! (`<dir>/sled/db`) and an `fsync` of any new blob file (`durable.rs`): sled 0.34's own
+//! flush ends in `sync_file_range(2)`, which neither flushes the device's write cache nor
+//! makes the size of a grown file durable (and does nothing on FUSE, where the Jepsen
+//! harness's `lose-unfsynced-writes` fault showed it), and it never syncs its blob files.
+//! [`OpenOptions::unsafe_no_fsync`] skips every such flush, for benchmarks and for that
+//! fault's own test.
 //!
 //! Why one state tree per generation rather than one tree per table: sled makes a `Batch`
 //! atomic only within one tree, and its multi-tree transactions cannot scan ranges, which
@@ -54,8 +56,17 @@ use std::path::{Path, PathBuf};
 pub use error::StoreError;
 pub use log_store::LogStore;
 pub use observer::StorageObserver;
+
 pub use state::{Application, Record, StateReader, StateTx, Table};
 pub use state_machine::{SnapshotBuilder, StateMachineStore};
+
+/// How [`Storage::open_with`] opens a data directory.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenOptions {
+    /// Never flush or fsync (writes reach the disk when the OS writes them back): a
+    /// crash of the machine loses acknowledged writes. For benchmarks and tests only.
+    pub unsafe_no_fsync: bool,
+}
 
 /// Key of the node id in `sm_root`.
 const NODE_ID_KEY: &[u8] = b"node_id";
@@ -72,16 +83,26 @@ pub struct Storage {
 impl Storage {
     /// Opens (creating if needed) the data directory `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with(dir, OpenOptions::default())
+    }
+
+    /// [`Storage::open`] with `options`.
+    pub fn open_with(dir: &Path, options: OpenOptions) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir.join("snapshots"))?;
+        let sled_dir = dir.join("sled");
         let db = sled::Config::new()
-            .path(dir.join("sled"))
+            .path(&sled_dir)
             .mode(sled::Mode::LowSpace)
             .open()?;
-        let files = durable::DurableFiles::open(&dir.join("sled"))?;
+        let files = if options.unsafe_no_fsync {
+            None
+        } else {
+            Some(std::sync::Arc::new(durable::DurableFiles::open(&sled_dir)?))
+        };
         Ok(Storage {
             db,
             dir: dir.to_path_buf(),
-            observer: observer::Observer::new(std::sync::Arc::new(files)),
+            observer: observer::Observer::new(files),
         })
     }
 

@@ -1,6 +1,7 @@
 //! An optional hook through which the node watches its storage — how long each fsync
 //! takes, when snapshots are built and installed — without this crate depending on a
-//! metrics library.
+//! metrics library; and the one place every flush goes through, which makes it durable
+//! (or, with `unsafe_no_fsync`, skips it).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,12 +23,13 @@ pub trait StorageObserver: Send + Sync + 'static {
 /// timed for the observer if there is one.
 #[derive(Clone)]
 pub(crate) struct Observer {
-    files: Arc<DurableFiles>,
+    /// `None`: `unsafe_no_fsync`, flushes are skipped altogether.
+    files: Option<Arc<DurableFiles>>,
     watcher: Option<Arc<dyn StorageObserver>>,
 }
 
 impl Observer {
-    pub(crate) fn new(files: Arc<DurableFiles>) -> Self {
+    pub(crate) fn new(files: Option<Arc<DurableFiles>>) -> Self {
         Observer {
             files,
             watcher: None,
@@ -41,9 +43,11 @@ impl Observer {
 
     /// Flushes `db` and makes it durable, timing it for the observer.
     pub(crate) async fn flush(&self, db: &sled::Db) -> Result<(), StoreError> {
+        let Some(files) = self.files.clone() else {
+            return Ok(());
+        };
         let started = Instant::now();
         db.flush_async().await?;
-        let files = self.files.clone();
         tokio::task::spawn_blocking(move || files.sync())
             .await
             .map_err(std::io::Error::other)??;
@@ -55,8 +59,10 @@ impl Observer {
 
     /// The same, blocking (for the few flushes made outside the async stores).
     pub(crate) fn flush_blocking(&self, db: &sled::Db) -> Result<(), StoreError> {
-        db.flush()?;
-        self.files.sync()?;
+        if let Some(files) = &self.files {
+            db.flush()?;
+            files.sync()?;
+        }
         Ok(())
     }
 

@@ -191,3 +191,33 @@ async fn purge_keeps_the_log_contiguous_and_remembers_where_it_starts() {
     let indexes: Vec<u64> = entries.iter().map(|e| e.log_id.index).collect();
     assert_eq!(indexes, (61..=100).collect::<Vec<_>>());
 }
+
+#[derive(Default)]
+struct Flushes(std::sync::atomic::AtomicUsize);
+
+impl raftmq_storage::StorageObserver for Flushes {
+    fn flushed(&self, _took: std::time::Duration) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn snapshot_built(&self) {}
+    fn snapshot_installed(&self) {}
+}
+
+#[tokio::test]
+async fn unsafe_no_fsync_skips_every_flush_and_keeps_the_writes() {
+    for unsafe_no_fsync in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let flushes = std::sync::Arc::new(Flushes::default());
+        let options = raftmq_storage::OpenOptions { unsafe_no_fsync };
+        let storage = Storage::open_with(dir.path(), options)
+            .unwrap()
+            .with_observer(flushes.clone());
+        let mut log = storage.log_store::<Kv>().unwrap();
+        let vote = openraft::Vote::new(3, 1);
+        log.save_vote(&vote).await.unwrap();
+        storage.flush().await.unwrap();
+        let counted = flushes.0.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(counted == 0, unsafe_no_fsync, "{counted} flushes");
+        assert_eq!(log.read_vote().await.unwrap(), Some(vote));
+    }
+}
