@@ -11,6 +11,9 @@
 //! links by source and destination address (`network`, `netfilter`). Clients reach node
 //! `j` through its MQTT proxy in both modes, picking nodes from the [`NodeView`]. The
 //! harness's own control calls (status, membership) go to the real cluster port.
+//!
+//! With the `lose-unfsynced-writes` nemesis, node `j`'s data directory is a mount of the
+//! [`crate::lazyfs`] layer at `nj.mnt`, over `nj` in the store.
 
 use std::fs::File;
 use std::net::SocketAddr;
@@ -24,6 +27,7 @@ use raftmq::cluster::network::ClusterAccess;
 use raftmq::local_cluster::free_port;
 use tokio::time::Instant;
 
+use crate::lazyfs::{self, LazyFs};
 use crate::netfilter::Netfilter;
 use crate::network::{Links, MAX_NODE, NetMode, node_ip};
 use crate::nodes::{NodeView, Target};
@@ -44,10 +48,13 @@ pub struct Node {
     pub advertised: SocketAddr,
     /// What clients use: the proxy in front of the MQTT listener.
     pub mqtt_addr: SocketAddr,
+    /// The node's data, in the store (under the FUSE layer's mount, if any).
     pub data_dir: PathBuf,
     pub log_path: PathBuf,
     args: Vec<String>,
     child: Option<Child>,
+    /// The FUSE layer the node's data directory is mounted through.
+    layer: Option<LazyFs>,
     /// SIGSTOPped.
     pub paused: bool,
 }
@@ -74,6 +81,19 @@ impl Node {
     }
 }
 
+/// How the nodes under test run.
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    pub nodes: usize,
+    pub snapshot_threshold: u64,
+    /// Appended to every node's command line (e.g. `--unsafe-no-fsync`).
+    pub node_args: Vec<String>,
+    /// Every data directory on the [`crate::lazyfs`] layer.
+    pub lazyfs: bool,
+    /// How links between nodes are cut.
+    pub net: NetMode,
+}
+
 /// The cluster under test.
 pub struct Db {
     binary: PathBuf,
@@ -88,19 +108,18 @@ pub struct Db {
     clients: Option<NodeView>,
     /// Node numbers ever used (a wiped node comes back under a new number).
     next_number: usize,
-    snapshot_threshold: u64,
+    options: DbOptions,
 }
 
 impl Db {
-    /// Starts `size` nodes under `root` (node 1 bootstraps, the others join it) and waits
-    /// until they are all voters. The nftables mode must run in the harness's namespace.
-    pub async fn start(
-        binary: &Path,
-        root: &Path,
-        size: usize,
-        snapshot_threshold: u64,
-        net: NetMode,
-    ) -> anyhow::Result<Db> {
+    /// Starts `options.nodes` nodes under `root` (node 1 bootstraps, the others join it)
+    /// and waits until they are all voters. The nftables mode must run in the harness's
+    /// namespace.
+    pub async fn start(binary: &Path, root: &Path, options: &DbOptions) -> anyhow::Result<Db> {
+        if options.lazyfs {
+            lazyfs::sweep_stale_mounts();
+        }
+        let net = options.net;
         let netfilter = match net {
             NetMode::Proxy => None,
             NetMode::Nftables => Some(Netfilter::create()?),
@@ -114,12 +133,13 @@ impl Db {
             netfilter,
             clients: None,
             next_number: 1,
-            snapshot_threshold,
+            options: options.clone(),
         };
-        for _ in 0..size {
+        for _ in 0..options.nodes {
             db.add_node().await?;
         }
-        db.wait_voters(size, Duration::from_secs(60)).await?;
+        db.wait_voters(options.nodes, Duration::from_secs(60))
+            .await?;
         db.clients = NodeView::new(db.nodes.iter().map(Node::target).collect());
         Ok(db)
     }
@@ -169,6 +189,15 @@ impl Db {
         };
         let (mqtt_real, mqtt_addr) = self.behind_proxy(number).await?;
         let data_dir = self.root.join(format!("n{number}"));
+        let layer = if self.options.lazyfs {
+            let mountpoint = self.root.join(format!("n{number}.mnt"));
+            Some(LazyFs::mount(&data_dir, &mountpoint)?)
+        } else {
+            None
+        };
+        let node_dir = layer
+            .as_ref()
+            .map_or(data_dir.clone(), |l| l.mountpoint().to_path_buf());
         let log_path = self.root.join(format!("n{number}.log"));
         let seed = self
             .nodes
@@ -178,7 +207,7 @@ impl Db {
         let [heartbeat, election_min, election_max] = RAFT_TIMINGS;
         let mut args: Vec<String> = [
             "--data-dir",
-            &data_dir.display().to_string(),
+            &node_dir.display().to_string(),
             "--cluster-listen",
             &cluster_addr.to_string(),
             "--cluster-advertise",
@@ -202,7 +231,7 @@ impl Db {
             "--raft-election-max-ms",
             &election_max.to_string(),
             "--snapshot-threshold",
-            &self.snapshot_threshold.to_string(),
+            &self.options.snapshot_threshold.to_string(),
             // The workloads' clients connect without credentials.
             "--allow-anonymous=true",
         ]
@@ -213,6 +242,7 @@ impl Db {
             Some(seed) => args.extend(["--join".to_string(), seed]),
             None => args.push("--bootstrap=true".to_string()),
         }
+        args.extend(self.options.node_args.iter().cloned());
         self.nodes.push(Node {
             number,
             cluster_addr,
@@ -222,6 +252,7 @@ impl Db {
             log_path,
             args,
             child: None,
+            layer,
             paused: false,
         });
         let index = self.nodes.len() - 1;
@@ -285,7 +316,12 @@ impl Db {
             anyhow::bail!("{} could not leave: {e}", self.nodes[index].name());
         }
         self.kill(index)?;
-        let node = self.nodes.remove(index);
+        let mut node = self.nodes.remove(index);
+        if let Some(layer) = node.layer.take() {
+            let mountpoint = layer.mountpoint().to_path_buf();
+            layer.unmount()?;
+            std::fs::remove_dir(&mountpoint)?;
+        }
         std::fs::remove_dir_all(&node.data_dir)
             .with_context(|| format!("wiping {}", node.data_dir.display()))?;
         Ok(())
@@ -293,7 +329,7 @@ impl Db {
 
     /// Snapshots are built every this many entries.
     pub fn snapshot_threshold(&self) -> u64 {
-        self.snapshot_threshold
+        self.options.snapshot_threshold
     }
 
     /// The status of node `index`, if it answers within 2 s.
@@ -316,6 +352,37 @@ impl Db {
         }
         self.nodes[index].paused = false;
         Ok(())
+    }
+
+    /// SIGSTOP of `indexes`, every write not fsynced dropped from their FUSE layers,
+    /// SIGKILL: what a power loss does to those nodes' disks. The bytes dropped.
+    pub fn lose_unfsynced(&mut self, indexes: &[usize]) -> anyhow::Result<u64> {
+        for &i in indexes {
+            anyhow::ensure!(
+                self.nodes[i].layer.is_some(),
+                "{} has no FUSE layer",
+                self.nodes[i].name()
+            );
+        }
+        // All stopped first, so that none writes between the loss and its death.
+        for &i in indexes {
+            if !self.nodes[i].paused {
+                self.pause(i, true)?;
+            }
+        }
+        let lose = |db: &Db| -> u64 {
+            indexes
+                .iter()
+                .filter_map(|&i| db.nodes[i].layer.as_ref())
+                .map(LazyFs::lose)
+                .sum()
+        };
+        let dropped = lose(self);
+        for &i in indexes {
+            self.kill(i)?;
+        }
+        // Writes a layer had received but not handled yet when it lost the rest.
+        Ok(dropped + lose(self))
     }
 
     /// Starts a killed node again on its data directory.
@@ -430,6 +497,11 @@ impl Db {
                 let _ = self.pause(i, false);
             }
             let _ = self.kill(i);
+            if let Some(layer) = self.nodes[i].layer.take()
+                && let Err(e) = layer.unmount()
+            {
+                eprintln!("unmounting {}'s data directory: {e}", self.nodes[i].name());
+            }
         }
         self.proxy.shutdown();
     }

@@ -7,9 +7,10 @@
 //! - [`db`]: the raftmq node processes, each behind the [`proxy`] that injects network
 //!   faults; [`nemesis`]: the faults; [`network`]: how links between nodes are cut (the
 //!   proxy, or [`netfilter`]: nftables rules in the harness's network namespace);
-//!   [`client`]: the MQTT client (rumqttc); [`nodes`]: the nodes the clients use, as
-//!   membership changes; [`workload`]: what the clients do; [`runner`]: one test from
-//!   start to verdict.
+//!   [`lazyfs`]: the FUSE layer under the nodes' data directories whose unfsynced writes
+//!   `lose-unfsynced-writes` drops; [`client`]: the MQTT client (rumqttc); [`nodes`]: the
+//!   nodes the clients use, as membership changes; [`workload`]: what the clients do;
+//!   [`runner`]: one test from start to verdict.
 //! - [`plot`]: `rate.png` and `latency-raw.png` of a run, faults shaded.
 
 pub mod checker;

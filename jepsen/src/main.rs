@@ -30,7 +30,7 @@ enum Cmd {
         #[arg(long)]
         workload: String,
         /// Comma-separated fault families: kill, pause, partition, clients, delay, reset,
-        /// membership (or none).
+        /// membership, lose-unfsynced-writes (or none).
         #[arg(long, default_value = "kill,partition")]
         nemesis: String,
         #[arg(long, default_value_t = 3)]
@@ -55,6 +55,10 @@ enum Cmd {
         /// creates; root, with unshare, nft and ip).
         #[arg(long, default_value = "proxy")]
         net: String,
+        /// One more argument for every node's command line (repeatable), e.g.
+        /// `--node-arg=--unsafe-no-fsync`.
+        #[arg(long = "node-arg", allow_hyphen_values = true)]
+        node_args: Vec<String>,
     },
 }
 
@@ -70,6 +74,7 @@ fn main() -> ExitCode {
         store,
         snapshot_threshold,
         net,
+        node_args,
     } = cli.command;
     let Some(workload) = Workload::parse(&workload) else {
         eprintln!("unknown workload {workload:?} (queue-qos1, queue-qos2, retained, session)");
@@ -85,7 +90,7 @@ fn main() -> ExitCode {
             Some(fault) => faults.push(fault),
             None => {
                 eprintln!(
-                    "unknown nemesis {name:?} (kill, pause, partition, clients, delay, reset, membership, none)"
+                    "unknown nemesis {name:?} (kill, pause, partition, clients, delay, reset, membership, lose-unfsynced-writes, none)"
                 );
                 return ExitCode::from(2);
             }
@@ -126,6 +131,7 @@ fn main() -> ExitCode {
         command_line: std::env::args().collect::<Vec<_>>().join(" "),
         snapshot_threshold,
         net,
+        node_args,
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

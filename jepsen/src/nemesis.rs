@@ -19,6 +19,11 @@
 //!   below 3 voters.
 //! - `reset`: the open connections of one node (cluster and clients; clients only in the
 //!   nftables mode), or of every client, reset once a second.
+//! - `lose-unfsynced-writes`: every node (always first), the leader, a follower or a
+//!   minority stopped, every write their data directories' FUSE layers
+//!   ([`crate::lazyfs`]) hold unfsynced dropped, killed, restarted when the fault ends:
+//!   a power loss of those nodes. A plain SIGKILL leaves the page cache intact, so only
+//!   this catches a missing fsync.
 
 use std::time::Duration;
 
@@ -42,6 +47,7 @@ pub enum Fault {
     Delay,
     Reset,
     Membership,
+    LoseUnfsynced,
 }
 
 impl Fault {
@@ -54,6 +60,7 @@ impl Fault {
             "delay" => Some(Fault::Delay),
             "reset" => Some(Fault::Reset),
             "membership" => Some(Fault::Membership),
+            "lose-unfsynced-writes" => Some(Fault::LoseUnfsynced),
             _ => None,
         }
     }
@@ -67,6 +74,7 @@ impl Fault {
             Fault::Delay => "delay",
             Fault::Reset => "reset",
             Fault::Membership => "membership",
+            Fault::LoseUnfsynced => "lose-unfsynced-writes",
         }
     }
 }
@@ -87,6 +95,9 @@ pub struct Coverage {
     pub resets: usize,
     pub joins: usize,
     pub removals: usize,
+    /// `lose-unfsynced-writes` faults, and the unfsynced bytes they dropped.
+    pub unfsynced_losses: usize,
+    pub unfsynced_bytes_dropped: u64,
 }
 
 /// Timing of the rotation.
@@ -138,6 +149,9 @@ pub async fn run(
             Fault::Delay => delay(db, recorder, rng, hold, &mut coverage).await,
             Fault::Reset => reset(db, recorder, rng, hold, &mut coverage).await,
             Fault::Membership => membership(db, recorder, rng, &mut coverage).await?,
+            Fault::LoseUnfsynced => {
+                lose_unfsynced(db, recorder, rng, hold, &mut coverage).await?;
+            }
         }
     }
     heal(db, recorder)?;
@@ -157,6 +171,14 @@ pub fn heal(db: &mut Db, recorder: &Recorder) -> anyhow::Result<()> {
     db.heal_network()?;
     recorder.nemesis("heal", json!("all"));
     Ok(())
+}
+
+/// A random minority of `n` nodes (never empty with 3 or more).
+fn minority(rng: &mut StdRng, n: usize) -> Vec<usize> {
+    let mut shuffled: Vec<usize> = (0..n).collect();
+    shuffled.shuffle(rng);
+    shuffled.truncate((n - 1) / 2);
+    shuffled
 }
 
 fn names(db: &Db, indexes: &[usize]) -> Vec<String> {
@@ -184,12 +206,7 @@ async fn kill(
     let (variant, targets) = match pick {
         0 => ("one", vec![*all.choose(rng).unwrap_or(&0)]),
         1 if leader.is_some() => ("leader", leader.into_iter().collect()),
-        2 => {
-            let mut shuffled = all.clone();
-            shuffled.shuffle(rng);
-            shuffled.truncate((all.len() - 1) / 2);
-            ("minority", shuffled)
-        }
+        2 => ("minority", minority(rng, all.len())),
         3 => ("all", all.clone()),
         _ => ("one", vec![*all.choose(rng).unwrap_or(&0)]),
     };
@@ -274,6 +291,44 @@ async fn lagging_kill(
         "stop-kill",
         json!({"nodes": names(db, &[target]), "leader_snapshot": reached,
                "snapshot_installed": coverage.snapshot_installed}),
+    );
+    Ok(())
+}
+
+async fn lose_unfsynced(
+    db: &mut Db,
+    recorder: &Recorder,
+    rng: &mut StdRng,
+    hold: Duration,
+    coverage: &mut Coverage,
+) -> anyhow::Result<()> {
+    let all: Vec<usize> = (0..db.nodes.len()).collect();
+    let leader = db.leader().await;
+    let followers: Vec<usize> = all.iter().copied().filter(|i| Some(*i) != leader).collect();
+    // The first takes every node at once, a power loss of the whole cluster: with one
+    // node at a time a majority still holds every committed entry, and a missing fsync
+    // shows only by chance.
+    let (variant, targets) = match leader {
+        _ if coverage.unfsynced_losses == 0 || rng.random_bool(0.1) => ("all", all.clone()),
+        _ if rng.random_bool(0.15) => ("minority", minority(rng, all.len())),
+        Some(leader) if rng.random_bool(0.5) => ("leader", vec![leader]),
+        _ => ("follower", vec![*followers.choose(rng).unwrap_or(&0)]),
+    };
+    let dropped = db.lose_unfsynced(&targets)?;
+    // Recorded once done (microseconds later), with the evidence that it removed data.
+    recorder.nemesis(
+        "start-lose-unfsynced-writes",
+        json!({"variant": variant, "nodes": names(db, &targets), "dropped_bytes": dropped}),
+    );
+    coverage.unfsynced_losses += 1;
+    coverage.unfsynced_bytes_dropped += dropped;
+    sleep(hold).await;
+    for &i in &targets {
+        db.restart(i)?;
+    }
+    recorder.nemesis(
+        "stop-lose-unfsynced-writes",
+        json!({"nodes": names(db, &targets)}),
     );
     Ok(())
 }

@@ -13,7 +13,7 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use crate::checker::{self, Report, Validity};
-use crate::db::Db;
+use crate::db::{Db, DbOptions};
 use crate::history::{History, edn};
 use crate::nemesis::{self, Coverage, Fault, Schedule};
 use crate::network::NetMode;
@@ -69,6 +69,8 @@ pub struct TestConfig {
     /// How links between nodes are cut (nftables: this process must run in the harness's
     /// network namespace).
     pub net: NetMode,
+    /// Appended to every node's command line.
+    pub node_args: Vec<String>,
 }
 
 /// The verdict and where the store is.
@@ -90,15 +92,16 @@ pub async fn run(config: &TestConfig) -> anyhow::Result<Outcome> {
     std::fs::write(store.join("command"), &config.command_line)?;
     println!("store: {}", store.display());
 
-    let mut db = Db::start(
-        &binary,
-        &store,
-        config.nodes,
-        config.snapshot_threshold,
-        config.net,
-    )
-    .await
-    .context("starting the cluster")?;
+    let options = DbOptions {
+        nodes: config.nodes,
+        snapshot_threshold: config.snapshot_threshold,
+        node_args: config.node_args.clone(),
+        lazyfs: config.faults.contains(&Fault::LoseUnfsynced),
+        net: config.net,
+    };
+    let mut db = Db::start(&binary, &store, &options)
+        .await
+        .context("starting the cluster")?;
     let recorder = Recorder::new();
     recorder.nemesis("network", json!({"mode": config.net.name()}));
     let rng = StdRng::seed_from_u64(config.seed);
@@ -312,6 +315,7 @@ fn coverage_report(
             Fault::Delay => coverage.delays > 0,
             Fault::Reset => coverage.resets > 0,
             Fault::Membership => coverage.joins + coverage.removals > 0,
+            Fault::LoseUnfsynced => coverage.unfsynced_losses > 0,
         };
         if !happened {
             missing.push(fault.name());

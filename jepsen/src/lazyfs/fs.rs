@@ -34,6 +34,17 @@ struct Inode {
     overlay: Option<Overlay>,
 }
 
+impl Inode {
+    fn at(path: &Path) -> Inode {
+        Inode {
+            path: Some(path.to_path_buf()),
+            file: None,
+            handles: 0,
+            overlay: None,
+        }
+    }
+}
+
 /// Everything the layer knows, behind one lock shared with [`super::LazyFs`].
 pub(super) struct State {
     inodes: HashMap<u64, Inode>,
@@ -55,15 +66,7 @@ impl State {
             next_ino: root_ino + 1,
             next_handle: 1,
         };
-        state.inodes.insert(
-            root_ino,
-            Inode {
-                path: Some(root.to_path_buf()),
-                file: None,
-                handles: 0,
-                overlay: None,
-            },
-        );
+        state.inodes.insert(root_ino, Inode::at(root));
         state.by_key.insert(key, root_ino);
         Ok(state)
     }
@@ -108,15 +111,7 @@ impl State {
         }
         let ino = self.next_ino;
         self.next_ino += 1;
-        self.inodes.insert(
-            ino,
-            Inode {
-                path: Some(path.to_path_buf()),
-                file: None,
-                handles: 0,
-                overlay: None,
-            },
-        );
+        self.inodes.insert(ino, Inode::at(path));
         self.by_key.insert(key, ino);
         ino
     }
@@ -274,6 +269,24 @@ impl Layer {
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// unlink and rmdir: `remove` in the backing directory, then the inode is forgotten.
+    fn remove(
+        &self,
+        parent: INodeNo,
+        name: &OsStr,
+        remove: fn(&Path) -> io::Result<()>,
+        reply: ReplyEmpty,
+    ) {
+        let mut state = self.state();
+        let result = state.child(parent, name).and_then(|path| {
+            let meta = fs::symlink_metadata(&path)?;
+            remove(&path)?;
+            state.unlinked(Some(meta));
+            Ok(())
+        });
+        reply_empty(reply, result);
+    }
 }
 
 fn reply_empty(reply: ReplyEmpty, result: Result<(), Errno>) {
@@ -363,25 +376,11 @@ impl Filesystem for Layer {
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let mut state = self.state();
-        let result = state.child(parent, name).and_then(|path| {
-            let meta = fs::symlink_metadata(&path)?;
-            fs::remove_file(&path)?;
-            state.unlinked(Some(meta));
-            Ok(())
-        });
-        reply_empty(reply, result);
+        self.remove(parent, name, |p| fs::remove_file(p), reply);
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let mut state = self.state();
-        let result = state.child(parent, name).and_then(|path| {
-            let meta = fs::symlink_metadata(&path)?;
-            fs::remove_dir(&path)?;
-            state.unlinked(Some(meta));
-            Ok(())
-        });
-        reply_empty(reply, result);
+        self.remove(parent, name, |p| fs::remove_dir(p), reply);
     }
 
     fn rename(
