@@ -3,7 +3,8 @@
 installed), one raftmq node and a 3-node raftmq cluster, all on loopback, in one run;
 prints a table with raftmq's ratios to Mosquitto. Installs nothing.
 
-Usage: bench/compare.py [--quick] [--scenarios name,...] [--raftmq target/release/raftmq]
+Usage: bench/compare.py [--quick] [--scenarios name,...] [--brokers name,...]
+       [--raftmq target/release/raftmq]
 
 The machine is shared and noisy: compare the ratios, not the absolute figures.
 """
@@ -184,6 +185,8 @@ def main():
     ap.add_argument("--scenarios", default=",".join(SCENARIOS))
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--connections", type=int, default=19000)
+    ap.add_argument("--brokers", default="mosquitto,raftmq,raftmq x3",
+                    help="which of mosquitto, raftmq, raftmq x3 to run")
     opts = ap.parse_args()
     duration = 3 if opts.quick else opts.duration
     connections = 2000 if opts.quick else opts.connections
@@ -194,6 +197,11 @@ def main():
 
     brokers = [("mosquitto", start_mosquitto), ("raftmq", lambda: start_raftmq(opts.raftmq, 1)),
                ("raftmq x3", lambda: start_raftmq(opts.raftmq, 3))]
+    wanted = [b.strip() for b in opts.brokers.split(",") if b.strip()]
+    unknown = [b for b in wanted if b not in dict(brokers)]
+    if unknown:
+        sys.exit(f"unknown brokers {unknown}; known: {[n for n, _ in brokers]}")
+    brokers = [(n, start) for n, start in brokers if n in wanted]
     results = {}
     for name, start in brokers:
         for scenario in chosen:
