@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use futures_util::FutureExt;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
@@ -33,6 +33,7 @@ use crate::transport::Peer;
 use super::Shared;
 use super::clients::ClientInfo;
 use super::rate::PublishRate;
+use super::read_room::{MIN_READ_CHUNK, ReadRoom};
 use super::registry::{Event, for_each_waiting};
 use super::writing::{Writing, lost, stalls_after, write_out};
 
@@ -44,46 +45,6 @@ const TAKEOVER_GRACE: Duration = Duration::from_millis(300);
 /// How long the end of a connection waits for its `Disconnect` to commit before closing
 /// the socket anyway.
 const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// The most room made in the read buffer at once: one read takes what fits.
-const READ_CHUNK: usize = 64 * 1024;
-/// The least: what an idle connection holds.
-const MIN_READ_CHUNK: usize = 2 * 1024;
-
-/// Sizes a connection's read buffer to its traffic: reads that fill the room double it
-/// (up to [`READ_CHUNK`]), short ones halve it, and an empty buffer much larger than
-/// needed is given back. Idle connections then hold a couple of KiB instead of 64 KiB,
-/// and busy ones still read in large chunks.
-struct ReadRoom {
-    chunk: usize,
-}
-
-impl ReadRoom {
-    fn new() -> ReadRoom {
-        ReadRoom {
-            chunk: MIN_READ_CHUNK,
-        }
-    }
-
-    /// Makes room before a read; returns how much there is.
-    fn prepare(&self, buf: &mut BytesMut) -> usize {
-        if buf.is_empty() && buf.capacity() > 4 * self.chunk {
-            *buf = BytesMut::with_capacity(self.chunk);
-        } else if buf.capacity() - buf.len() < self.chunk / 8 {
-            buf.reserve(self.chunk);
-        }
-        buf.capacity() - buf.len()
-    }
-
-    /// Learns from a read of `read` bytes into `room`.
-    fn after(&mut self, read: usize, room: usize) {
-        if read >= room {
-            self.chunk = (self.chunk * 2).min(READ_CHUNK);
-        } else if read < self.chunk / 4 {
-            self.chunk = (self.chunk / 2).max(MIN_READ_CHUNK);
-        }
-    }
-}
-
 /// Why a connection ended before it had a session.
 #[derive(Debug)]
 enum Early {
@@ -93,8 +54,72 @@ enum Early {
     Io(std::io::Error),
 }
 
+/// A connection whose CONNECT was accepted: what serving it needs from then on.
+struct Opened<S> {
+    connection: Connection,
+    session: Session,
+    reader: ReadHalf<S>,
+    writer: WriteHalf<S>,
+    codec: Codec,
+    buf: BytesMut,
+    events: mpsc::UnboundedReceiver<Event>,
+    actions: Vec<Action>,
+    client_id: String,
+    conn: u64,
+    peer: Peer,
+    protocol: Protocol,
+}
+
 /// Serves one client until it disconnects or is closed.
 pub(crate) async fn serve<S>(stream: S, peer: Peer, shared: Arc<Shared>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    // Boxed, and freed once the CONNACK is out: inline, the awaits of the opening (reading
+    // the CONNECT, authentication, the CONNECT's proposal) would size the task of every
+    // idle connection, several times what it holds while serving.
+    let Some(opened) = Box::pin(open(stream, peer, &shared)).await else {
+        return;
+    };
+    let Opened {
+        mut connection,
+        mut session,
+        reader,
+        writer,
+        codec,
+        buf,
+        events,
+        actions,
+        client_id,
+        conn,
+        peer,
+        protocol,
+    } = opened;
+    connection
+        .run(&mut session, reader, writer, codec, buf, events, actions)
+        .await;
+    let metrics = &shared.metrics.broker;
+    metrics.record(&session.take_traffic());
+    metrics.connections.dec();
+    let reason = session
+        .close_reason()
+        .unwrap_or(CloseReason::ConnectionLost);
+    metrics.closed(reason);
+    tracing::info!(
+        client = %client_id,
+        peer = %peer.addr,
+        via = ?peer.via,
+        listener = peer.listener.name(),
+        protocol = ?protocol,
+        reason = reason.label(),
+        "disconnected"
+    );
+    shared.clients.remove(conn);
+    shared.registry.forget(&client_id, conn);
+}
+
+/// Reads and answers the CONNECT; `None` if the connection ends there.
+async fn open<S>(stream: S, peer: Peer, shared: &Arc<Shared>) -> Option<Opened<S>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -111,11 +136,17 @@ where
         Ok(Ok(connect)) => connect,
         Ok(Err(Early::Io(e))) => {
             tracing::debug!(peer = %peer.addr, "connection failed before CONNECT: {e}");
-            return;
+            return None;
         }
-        Ok(Err(Early::Closed)) => return,
-        Ok(Err(Early::BadProtocol)) => return metrics.refused(Refused::BadProtocol),
-        Err(_) => return metrics.refused(Refused::ConnectTimeout),
+        Ok(Err(Early::Closed)) => return None,
+        Ok(Err(Early::BadProtocol)) => {
+            metrics.refused(Refused::BadProtocol);
+            return None;
+        }
+        Err(_) => {
+            metrics.refused(Refused::ConnectTimeout);
+            return None;
+        }
     };
     let mut plan =
         match accept_connect(&connect, &shared.limits, shared.cluster.id(), now(), || {
@@ -125,11 +156,12 @@ where
             Err(refusal) => {
                 metrics.refused(Refused::InvalidConnect);
                 let _ = refuse(&mut writer, refusal.protocol, refusal.reason, metrics).await;
-                return;
+                return None;
             }
         };
     if !shared.is_ready() {
-        return unavailable(&mut writer, plan.protocol, metrics).await;
+        unavailable(&mut writer, plan.protocol, metrics).await;
+        return None;
     }
     let state = BrokerReader::new(shared.cluster.state());
     let login = shared
@@ -148,7 +180,7 @@ where
         // Counted by the authenticator, by reason.
         Login::Refused(reason) => {
             let _ = refuse(&mut writer, plan.protocol, reason, metrics).await;
-            return;
+            return None;
         }
     };
     let access = ClientAccess::new(
@@ -211,7 +243,8 @@ where
             if let Some(epoch) = shared.registry.forget(&client_id, conn) {
                 shared.disconnect_orphan(client_id.clone(), epoch);
             }
-            return unavailable(&mut writer, plan.protocol, metrics).await;
+            unavailable(&mut writer, plan.protocol, metrics).await;
+            return None;
         }
     };
     tracing::info!(
@@ -268,26 +301,20 @@ where
     };
     let mut actions = Vec::new();
     connection.fetch(&mut session, resend, &mut actions);
-    connection
-        .run(&mut session, reader, writer, codec, buf, events, actions)
-        .await;
-    metrics.record(&session.take_traffic());
-    metrics.connections.dec();
-    let reason = session
-        .close_reason()
-        .unwrap_or(CloseReason::ConnectionLost);
-    metrics.closed(reason);
-    tracing::info!(
-        client = %client_id,
-        peer = %peer.addr,
-        via = ?peer.via,
-        listener = peer.listener.name(),
-        protocol = ?plan.protocol,
-        reason = reason.label(),
-        "disconnected"
-    );
-    shared.clients.remove(conn);
-    shared.registry.forget(&client_id, conn);
+    Some(Opened {
+        connection,
+        session,
+        reader,
+        writer,
+        codec,
+        buf,
+        events,
+        actions,
+        client_id,
+        conn,
+        peer,
+        protocol: plan.protocol,
+    })
 }
 
 /// Reads until a whole CONNECT is decoded; answers a bad first packet as the codec says.
@@ -399,7 +426,11 @@ impl Connection {
                 input_ready = self.decode_all(session, &mut codec, &mut buf, &mut actions);
             }
             session.flush(&mut actions);
-            self.execute(session, &mut actions).await;
+            if !actions.is_empty() {
+                // Boxed: inline, a proposal's submission would size the task of every
+                // idle connection.
+                Box::pin(self.execute(session, &mut actions)).await;
+            }
             if out.idle() && session.has_output() {
                 let taken = session.outbox();
                 // Counted as sent once handed to the socket's writer (a connection that
@@ -432,13 +463,8 @@ impl Connection {
                 continue;
             }
             if let Some(end) = self.end {
-                // The last packets (a DISCONNECT, a refusal) go out if the client takes them.
-                let rest = session.outbox();
-                let _ = write_out(&mut writer, &out.bytes, Some(DISCONNECT_TIMEOUT)).await;
-                let _ = write_out(&mut writer, &rest, Some(DISCONNECT_TIMEOUT)).await;
-                self.end_session(session, end).await;
-                let _ = stalls_after(Some(DISCONNECT_TIMEOUT), writer.shutdown()).await;
-                return;
+                // Boxed like `execute`: it happens once.
+                return Box::pin(self.finish(session, end, &out, &mut writer)).await;
             }
             let over = share.set((out.bytes.len() + session.output_len()) as u64);
             session.shed_qos0(over);
@@ -519,6 +545,22 @@ impl Connection {
                 }
             }
         }
+    }
+
+    /// The last packets (a DISCONNECT, a refusal) go out if the client takes them; then
+    /// the session ends and the socket closes.
+    async fn finish<W: AsyncWrite + Unpin>(
+        &mut self,
+        session: &mut Session,
+        end: SessionEnd,
+        out: &Writing,
+        writer: &mut W,
+    ) {
+        let rest = session.outbox();
+        let _ = write_out(writer, &out.bytes, Some(DISCONNECT_TIMEOUT)).await;
+        let _ = write_out(writer, &rest, Some(DISCONNECT_TIMEOUT)).await;
+        self.end_session(session, end).await;
+        let _ = stalls_after(Some(DISCONNECT_TIMEOUT), writer.shutdown()).await;
     }
 
     /// Ends the session's connection in the log before the socket closes: a client that
@@ -638,28 +680,28 @@ impl Connection {
 
     fn event(&mut self, session: &mut Session, event: Event, actions: &mut Vec<Action>) {
         match event {
-            Event::Deliver(Delivery::Queued { entry, .. }) => {
-                self.fetch(session, vec![entry], actions)
-            }
-            Event::Deliver(Delivery::Direct {
-                qos,
-                retain,
-                subscription_ids,
-                expires_at,
-                message,
-                share,
-                ..
-            }) => session.deliver_direct(
-                DirectMessage {
+            Event::Deliver(delivery) => match *delivery {
+                Delivery::Queued { entry, .. } => self.fetch(session, vec![entry], actions),
+                Delivery::Direct {
                     qos,
                     retain,
                     subscription_ids,
                     expires_at,
                     message,
                     share,
-                },
-                now(),
-            ),
+                    ..
+                } => session.deliver_direct(
+                    DirectMessage {
+                        qos,
+                        retain,
+                        subscription_ids,
+                        expires_at,
+                        message,
+                        share,
+                    },
+                    now(),
+                ),
+            },
             Event::TakenOver => session.taken_over(actions),
             Event::Shutdown => session.server_shutdown(actions),
             Event::Kicked => session.administrative_close(actions),

@@ -11,6 +11,7 @@ mod connection;
 mod output;
 mod qos0;
 mod rate;
+mod read_room;
 mod registry;
 mod retain_limits;
 mod sys;
@@ -417,9 +418,12 @@ async fn accept(listener: Listener, shared: Arc<Shared>) {
         match listener.accept().await {
             Ok(incoming) => {
                 let shared = shared.clone();
-                tokio::spawn(async move {
+                let task = async move {
                     let socket_peer = incoming.socket_peer();
-                    match incoming.handshake().await {
+                    // Boxed, and freed once done: inline, the TLS and WebSocket handshakes
+                    // would size the task of every idle connection (several KiB).
+                    let handshake = Box::pin(incoming.handshake());
+                    match handshake.await {
                         Ok((stream, peer)) => {
                             let _admitted = match shared.admission.admit(peer.addr.ip()) {
                                 Ok(admitted) => admitted,
@@ -436,7 +440,8 @@ async fn accept(listener: Listener, shared: Arc<Shared>) {
                         }
                         Err(e) => tracing::debug!(peer = %socket_peer, "connection closed: {e}"),
                     }
-                });
+                };
+                tokio::spawn(task);
             }
             Err(e) => {
                 // Out of file descriptors, mostly: wait rather than spin.

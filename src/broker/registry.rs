@@ -22,7 +22,9 @@ use crate::cluster::types::NodeId;
 /// What a connection task is told.
 #[derive(Debug)]
 pub(crate) enum Event {
-    Deliver(Delivery),
+    /// Boxed: every connection's channel allocates a block of 32 events up front, at the
+    /// size of the largest variant, and most connections are idle.
+    Deliver(Box<Delivery>),
     /// A newer connection took the session over.
     TakenOver,
     /// The node is shutting down: close with "server shutting down".
@@ -237,7 +239,7 @@ impl Registry {
         if let Some(bound) = inner.bound.get(&target.client_id)
             && bound.epoch == target.epoch
         {
-            let _ = bound.tx.send(Event::Deliver(delivery));
+            let _ = bound.tx.send(Event::Deliver(Box::new(delivery)));
         }
     }
 
@@ -337,7 +339,10 @@ mod tests {
             deliveries: vec![queued("c", 1, 5, 4)],
         });
         let mut sent = Vec::new();
-        while let Ok(Event::Deliver(Delivery::Queued { entry, .. })) = rx.try_recv() {
+        while let Ok(Event::Deliver(delivery)) = rx.try_recv() {
+            let Delivery::Queued { entry, .. } = *delivery else {
+                break;
+            };
             sent.push(entry.packet_id);
         }
         assert_eq!(sent, [3, 4]);
@@ -406,7 +411,10 @@ mod tests {
         while seen.len() < sent {
             let first = rx.recv().await.expect("the registry holds the sender");
             for_each_waiting(first, &mut rx, |event| match event {
-                Event::Deliver(Delivery::Queued { entry, .. }) => seen.push(entry.packet_id),
+                Event::Deliver(delivery) => match *delivery {
+                    Delivery::Queued { entry, .. } => seen.push(entry.packet_id),
+                    other => panic!("unexpected {other:?}"),
+                },
                 other => panic!("unexpected {other:?}"),
             });
             turns += 1;

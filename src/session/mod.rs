@@ -247,7 +247,8 @@ impl Session {
             waiting_bytes: 0,
             dropped_qos0: 0,
             shed_qos0: false,
-            outbox: BytesMut::with_capacity(4096),
+            // Empty until something is encoded: an idle connection holds no output buffer.
+            outbox: BytesMut::new(),
             closed: false,
             close_reason: None,
             traffic: Traffic::default(),
