@@ -78,44 +78,41 @@ where
     // Boxed, and freed once the CONNACK is out: inline, the awaits of the opening (reading
     // the CONNECT, authentication, the CONNECT's proposal) would size the task of every
     // idle connection, several times what it holds while serving.
-    let Some(opened) = Box::pin(open(stream, peer, &shared)).await else {
+    let Some(mut opened) = Box::pin(open(stream, peer, &shared)).await else {
         return;
     };
-    let Opened {
-        mut connection,
-        mut session,
-        reader,
-        writer,
-        codec,
-        buf,
-        events,
-        actions,
-        client_id,
-        conn,
-        peer,
-        protocol,
-    } = opened;
-    connection
-        .run(&mut session, reader, writer, codec, buf, events, actions)
+    opened
+        .connection
+        .run(
+            &mut opened.session,
+            opened.reader,
+            opened.writer,
+            opened.codec,
+            opened.buf,
+            opened.events,
+            opened.actions,
+        )
         .await;
     let metrics = &shared.metrics.broker;
-    metrics.record(&session.take_traffic());
+    metrics.record(&opened.session.take_traffic());
     metrics.connections.dec();
-    let reason = session
+    let reason = opened
+        .session
         .close_reason()
         .unwrap_or(CloseReason::ConnectionLost);
     metrics.closed(reason);
+    let peer = &opened.peer;
     tracing::info!(
-        client = %client_id,
+        client = %opened.client_id,
         peer = %peer.addr,
         via = ?peer.via,
         listener = peer.listener.name(),
-        protocol = ?protocol,
+        protocol = ?opened.protocol,
         reason = reason.label(),
         "disconnected"
     );
-    shared.clients.remove(conn);
-    shared.registry.forget(&client_id, conn);
+    shared.clients.remove(opened.conn);
+    shared.registry.forget(&opened.client_id, opened.conn);
 }
 
 /// Reads and answers the CONNECT; `None` if the connection ends there.
