@@ -30,6 +30,9 @@ SCENARIOS = {
     "qos1 p99 @5000/s": (
         ["pubsub", "--qos", "1", "-c", "5", "--subscribers", "1", "--rate", "1000"],
         "p99_ms", False),
+    "qos0 p99.9 @1000/s": (
+        ["pubsub", "--qos", "0", "-c", "1", "--subscribers", "1", "--rate", "1000"],
+        "p999_ms", False),
     "qos1 p99.9 @1000/s": (
         ["pubsub", "--qos", "1", "-c", "1", "--subscribers", "1", "--rate", "1000"],
         "p999_ms", False),

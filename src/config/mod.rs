@@ -261,9 +261,9 @@ pub struct RunArgs {
     /// tests only (the Jepsen harness shows what it loses).
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", env = "RAFTMQ_UNSAFE_NO_FSYNC")]
     pub unsafe_no_fsync: bool,
-    /// How long a proposal waits for others to share its log entry, µs (0: none; under
-    /// load, proposals waiting for the pipeline share entries anyway).
-    #[arg(long, default_value_t = 0, env = "RAFTMQ_PROPOSAL_LINGER_US")]
+    /// How long a proposal waits for others to share its log entry while another entry
+    /// of this node is being committed, µs (with none in flight it goes at once; 0: never).
+    #[arg(long, default_value_t = 1000, env = "RAFTMQ_PROPOSAL_LINGER_US")]
     pub proposal_linger_us: u64,
     /// The most commands in one log entry.
     #[arg(long, default_value_t = 1024, env = "RAFTMQ_PROPOSAL_MAX_BATCH")]
