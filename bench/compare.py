@@ -26,6 +26,12 @@ SCENARIOS = {
     "qos0 4->1": (["pubsub", "--qos", "0", "-c", "4", "--subscribers", "1"], "received_per_s", True),
     "qos1 1->1": (["pubsub", "--qos", "1", "-c", "1", "--subscribers", "1"], "received_per_s", True),
     "qos1 4->1": (["pubsub", "--qos", "1", "-c", "4", "--subscribers", "1"], "received_per_s", True),
+    # The same with a window (--inflight) of 1,024, within both brokers' Receive Maximum: a
+    # durable broker's throughput per publisher is its window over its commit latency.
+    "qos1 1->1 w1024": (["pubsub", "--qos", "1", "-c", "1", "--subscribers", "1",
+                         "--inflight", "1024"], "received_per_s", True),
+    "qos1 4->1 w1024": (["pubsub", "--qos", "1", "-c", "4", "--subscribers", "1",
+                         "--inflight", "1024"], "received_per_s", True),
     "qos2 1->1": (["pubsub", "--qos", "2", "-c", "1", "--subscribers", "1"], "received_per_s", True),
     "qos1 p99 @5000/s": (
         ["pubsub", "--qos", "1", "-c", "5", "--subscribers", "1", "--rate", "1000"],

@@ -11,7 +11,10 @@
 //! So after every sled flush the stores also `fdatasync` the log file (any descriptor of
 //! the file flushes it, with the device's cache) and `fsync` each blob file not synced
 //! before, and then the blob directory. A flush therefore reports durable only what
-//! really is.
+//! really is. The descriptors of the log file and of the blob directory are opened once:
+//! a flush opens nothing unless the blob directory changed (its modification time, read
+//! through the held descriptor), so a node out of file descriptors (a flood of half-open
+//! connections) still commits.
 
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -19,25 +22,44 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+/// How long after a change of the blob directory it is scanned again at every flush:
+/// file times come from a coarse clock, so a file created just after a scan can leave the
+/// directory's time as the scan saw it.
+const SETTLE: Duration = Duration::from_millis(100);
 
 /// sled's files in one database directory.
 #[derive(Debug)]
 pub(crate) struct DurableFiles {
     log: File,
     blobs: PathBuf,
+    blobs_dir: File,
+    scan: Mutex<BlobScan>,
+}
+
+/// What the last scan of the blob directory saw.
+#[derive(Debug, Default)]
+struct BlobScan {
+    /// The directory's modification time then, and when the scan ran.
+    seen: Option<(SystemTime, SystemTime)>,
     /// Blob files already synced (sled never rewrites a blob: each is named by the log
-    /// position it belongs to). Also serializes the scans.
-    synced_blobs: Mutex<HashSet<OsString>>,
+    /// position it belongs to).
+    synced: HashSet<OsString>,
 }
 
 impl DurableFiles {
     /// The files of the sled database at `sled_dir` (already opened by sled, so they exist).
     pub(crate) fn open(sled_dir: &Path) -> io::Result<Self> {
         let log = File::open(sled_dir.join("db"))?;
+        let blobs = sled_dir.join("blobs");
+        std::fs::create_dir_all(&blobs)?;
+        let blobs_dir = File::open(&blobs)?;
         Ok(DurableFiles {
             log,
-            blobs: sled_dir.join("blobs"),
-            synced_blobs: Mutex::new(HashSet::new()),
+            blobs,
+            blobs_dir,
+            scan: Mutex::new(BlobScan::default()),
         })
     }
 
@@ -48,18 +70,21 @@ impl DurableFiles {
     }
 
     fn sync_blobs(&self) -> io::Result<()> {
-        let mut synced = self.synced_blobs.lock().unwrap_or_else(|p| p.into_inner());
-        let mut present = HashSet::with_capacity(synced.len());
+        let mut scan = self.scan.lock().unwrap_or_else(|p| p.into_inner());
+        let changed = self.blobs_dir.metadata()?.modified()?;
+        let settled = scan.seen.is_some_and(|(mtime, at)| {
+            mtime == changed && at.duration_since(mtime).is_ok_and(|d| d > SETTLE)
+        });
+        if settled {
+            return Ok(());
+        }
+        let scanned_at = SystemTime::now();
+        let mut present = HashSet::with_capacity(scan.synced.len());
         let mut new = false;
-        let entries = match std::fs::read_dir(&self.blobs) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e),
-        };
-        for entry in entries {
+        for entry in std::fs::read_dir(&self.blobs)? {
             let entry = entry?;
             let name = entry.file_name();
-            if !synced.contains(&name) {
+            if !scan.synced.contains(&name) {
                 match File::open(entry.path()) {
                     Ok(file) => file.sync_all()?,
                     // Collected by sled meanwhile: nothing left to make durable.
@@ -72,9 +97,10 @@ impl DurableFiles {
         }
         // The new files' names, too.
         if new {
-            File::open(&self.blobs)?.sync_all()?;
+            self.blobs_dir.sync_all()?;
         }
-        *synced = present;
+        scan.synced = present;
+        scan.seen = Some((changed, scanned_at));
         Ok(())
     }
 }
@@ -88,16 +114,15 @@ mod tests {
         let dir = tempfile::tempdir().expect("a temp dir");
         std::fs::write(dir.path().join("db"), b"log").expect("the log file");
         let files = DurableFiles::open(dir.path()).expect("opens");
-        // No blob directory yet (sled makes it with the first blob).
         files.sync().expect("syncs without blobs");
-        std::fs::create_dir(dir.path().join("blobs")).expect("blobs dir");
         std::fs::write(dir.path().join("blobs/17"), b"big value").expect("a blob");
         files.sync().expect("syncs");
         let synced = |files: &DurableFiles| {
             let mut names: Vec<_> = files
-                .synced_blobs
+                .scan
                 .lock()
                 .expect("not poisoned")
+                .synced
                 .iter()
                 .cloned()
                 .collect();
@@ -109,5 +134,15 @@ mod tests {
         std::fs::remove_file(dir.path().join("blobs/17")).expect("collected");
         files.sync().expect("syncs");
         assert_eq!(synced(&files), vec![OsString::from("18")]);
+        // Settled: a flush reads only the directory's time, and a new blob changes it.
+        std::thread::sleep(SETTLE * 2);
+        files.sync().expect("syncs");
+        files.sync().expect("syncs without a scan");
+        std::fs::write(dir.path().join("blobs/19"), b"third").expect("a blob");
+        files.sync().expect("syncs");
+        assert_eq!(
+            synced(&files),
+            vec![OsString::from("18"), OsString::from("19")]
+        );
     }
 }
