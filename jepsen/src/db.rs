@@ -27,6 +27,8 @@ use raftmq::cluster::network::ClusterAccess;
 use raftmq::local_cluster::free_port;
 use tokio::time::Instant;
 
+use crate::convergence::{self, Diverged, Observation, Rounds};
+use crate::crashes::{self, Crash};
 use crate::lazyfs::{self, LazyFs};
 use crate::netfilter::Netfilter;
 use crate::network::{Links, MAX_NODE, NetMode, node_ip};
@@ -109,6 +111,8 @@ pub struct Db {
     /// Node numbers ever used (a wiped node comes back under a new number).
     next_number: usize,
     options: DbOptions,
+    /// Node processes found dead that the harness had not killed.
+    crashes: Vec<Crash>,
 }
 
 impl Db {
@@ -134,6 +138,7 @@ impl Db {
             clients: None,
             next_number: 1,
             options: options.clone(),
+            crashes: Vec::new(),
         };
         for _ in 0..options.nodes {
             db.add_node().await?;
@@ -344,8 +349,35 @@ impl Db {
         .and_then(Result::ok)
     }
 
+    /// Whether node `index`'s process died by itself: if so, it is recorded as a crash
+    /// and forgotten (a restart starts it again).
+    fn reap(&mut self, index: usize) -> anyhow::Result<()> {
+        let node = &mut self.nodes[index];
+        let Some(child) = node.child.as_mut() else {
+            return Ok(());
+        };
+        if let Some(status) = child.try_wait()? {
+            node.child = None;
+            node.paused = false;
+            if crashes::is_crash(status) {
+                self.crashes
+                    .push(Crash::new(node.name(), status, &node.log_path));
+            }
+        }
+        Ok(())
+    }
+
+    /// The nodes that died on their own so far (every running node checked now).
+    pub fn crashes(&mut self) -> anyhow::Result<&[Crash]> {
+        for i in 0..self.nodes.len() {
+            self.reap(i)?;
+        }
+        Ok(&self.crashes)
+    }
+
     /// SIGKILL (a paused node is killed too).
     pub fn kill(&mut self, index: usize) -> anyhow::Result<()> {
+        self.reap(index)?;
         if let Some(mut child) = self.nodes[index].child.take() {
             child.kill()?;
             child.wait()?;
@@ -387,6 +419,7 @@ impl Db {
 
     /// Starts a killed node again on its data directory.
     pub fn restart(&mut self, index: usize) -> anyhow::Result<()> {
+        self.reap(index)?;
         if self.nodes[index].child.is_none() {
             self.spawn(index)?;
         }
@@ -453,10 +486,13 @@ impl Db {
     }
 
     /// Waits until every running node has applied the same index as the leader has
-    /// committed, and they agree on the state digest.
+    /// committed, and they agree on the state digest (`convergence`). The error is a
+    /// [`Diverged`] if they stayed apart at one index up to the deadline (the run is
+    /// invalid), else a timeout.
     pub async fn wait_converged(&self, within: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + within;
         let mut last = String::new();
+        let mut rounds = Rounds::default();
         while Instant::now() < deadline {
             let mut statuses = Vec::new();
             for node in self.nodes.iter().filter(|n| n.is_running()) {
@@ -471,28 +507,27 @@ impl Db {
                 }
             }
             let running = self.nodes.iter().filter(|n| n.is_running()).count();
-            if statuses.len() == running
-                && statuses.iter().all(|s| s.leader.is_some())
-                && statuses
-                    .windows(2)
-                    .all(|w| w[0].applied == w[1].applied && w[0].state_digest == w[1].state_digest)
-            {
+            let observation = convergence::observe(&statuses, running);
+            if observation == Observation::Converged {
                 return Ok(());
             }
-            last = statuses
-                .iter()
-                .map(|s| format!("{}:{:?}/{:?}", s.node_id, s.applied, s.leader))
-                .collect::<Vec<_>>()
-                .join(" ");
+            rounds.record(observation);
+            last = convergence::describe(&statuses);
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
-        anyhow::bail!("the nodes did not converge: {last}")
+        if rounds.diverged() {
+            return Err(Diverged(last).into());
+        }
+        anyhow::bail!("the nodes did not converge (node:applied/leader/digest): {last}")
     }
 
     /// Kills every node and stops the proxy; the data stays for the store. (The nftables
     /// table goes when the `Db` is dropped.)
     pub fn teardown(&mut self) {
         for i in 0..self.nodes.len() {
+            if let Err(e) = self.reap(i) {
+                eprintln!("checking {}'s process: {e}", self.nodes[i].name());
+            }
             if self.nodes[i].paused {
                 let _ = self.pause(i, false);
             }

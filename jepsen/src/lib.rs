@@ -10,11 +10,15 @@
 //!   [`lazyfs`]: the FUSE layer under the nodes' data directories whose unfsynced writes
 //!   `lose-unfsynced-writes` drops; [`client`]: the MQTT client (rumqttc); [`nodes`]: the
 //!   nodes the clients use, as membership changes; [`workload`]: what the clients do;
-//!   [`runner`]: one test from start to verdict.
+//!   [`runner`]: one test from start to verdict; [`crashes`]: node processes that died on
+//!   their own, and [`convergence`]: replicas that diverged, both of which make a run
+//!   invalid.
 //! - [`plot`]: `rate.png` and `latency-raw.png` of a run, faults shaded.
 
 pub mod checker;
 pub mod client;
+pub mod convergence;
+pub mod crashes;
 pub mod db;
 pub mod history;
 pub mod lazyfs;

@@ -13,6 +13,8 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use crate::checker::{self, Report, Validity};
+use crate::convergence::Diverged;
+use crate::crashes;
 use crate::db::{Db, DbOptions};
 use crate::history::{History, edn};
 use crate::nemesis::{self, Coverage, Fault, Schedule};
@@ -120,6 +122,7 @@ pub async fn run(config: &TestConfig) -> anyhow::Result<Outcome> {
         Workload::Session => run_session(config, nodes, &recorder, &mut faults).await,
     };
     db.teardown();
+    let crashes = db.crashes()?.to_vec();
     // A harness failure mid-run still leaves the history and an unknown verdict behind.
     let (coverage, recovered) = ran.unwrap_or_else(|e| (Coverage::default(), Err(e)));
 
@@ -144,10 +147,18 @@ pub async fn run(config: &TestConfig) -> anyhow::Result<Outcome> {
         snapshot_installs,
         &history,
     ));
+    reports.push(crashes::report(&crashes));
     if let Err(e) = &recovered {
+        // Diverged replicas are a finding; a cluster that did not come back in time is not
+        // (it may be slow), but neither is it a pass.
+        let valid = if e.downcast_ref::<Diverged>().is_some() {
+            Validity::Invalid
+        } else {
+            Validity::Unknown
+        };
         reports.push(Report {
             checker: "recovery".into(),
-            valid: Validity::Unknown,
+            valid,
             details: json!({"error": e.to_string()}),
         });
     }
