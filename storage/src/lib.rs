@@ -4,7 +4,8 @@
 //!
 //! # Layout of one node's data directory
 //! ```text
-//! <dir>/sled/        the sled database (opened with Mode::LowSpace)
+//! <dir>/sled/        the sled database (opened with Mode::LowSpace; 8 MiB segments when
+//!                    new, so that large pages stay out of blob files: `segments.rs`)
 //!   raft_meta        vote, last_purged_log_id, committed
 //!   raft_log         entries, key = log index as big-endian u64 (so sled's order is log order)
 //!   sm_root          which state generation is current, the current snapshot, the node id
@@ -47,6 +48,7 @@ pub mod encoding;
 mod error;
 mod log_store;
 mod observer;
+mod segments;
 mod snapshot;
 mod state;
 mod state_machine;
@@ -93,6 +95,7 @@ impl Storage {
         let db = sled::Config::new()
             .path(&sled_dir)
             .mode(sled::Mode::LowSpace)
+            .segment_size(segments::segment_size(&sled_dir))
             .open()?;
         let files = if options.unsafe_no_fsync {
             None
