@@ -43,38 +43,30 @@ pub fn is_crash(status: ExitStatus) -> bool {
     !status.success()
 }
 
-/// The last error lines of `log`, or its last lines; escape codes removed.
+/// What `log` says from its last `Error:` or panic on, up to a backtrace, or its
+/// last lines if it says neither; escape codes removed.
 fn log_tail(log: &Path) -> Vec<String> {
     let Ok(text) = fs::read(log) else {
         return Vec::new();
     };
-    let text = String::from_utf8_lossy(&text);
-    let lines: Vec<String> = text.lines().map(strip_ansi).collect();
-    let errors: Vec<&String> = lines
-        .iter()
-        .filter(|l| {
-            l.starts_with("Error")
-                || l.contains(" ERROR ")
-                || l.contains("panicked")
-                || l.trim_start().starts_with("Caused by")
-                || l.starts_with("    ")
-                    && !l.trim_start().starts_with("at ")
-                    && !l
-                        .trim_start()
-                        .chars()
-                        .next()
-                        .is_some_and(|c| c.is_ascii_digit())
-        })
+    let lines: Vec<String> = String::from_utf8_lossy(&text)
+        .lines()
+        .map(|l| strip_ansi(l).trim_end().to_string())
         .collect();
-    let chosen: Vec<&String> = if errors.is_empty() {
-        lines.iter().collect()
-    } else {
-        errors
-    };
-    let from = chosen.len().saturating_sub(LOG_TAIL_LINES);
-    chosen[from..]
+    let cause = lines
         .iter()
-        .map(|l| l.trim_end().to_string())
+        .rposition(|l| l.starts_with("Error") || l.contains("panicked at"));
+    let Some(from) = cause else {
+        let from = lines.len().saturating_sub(LOG_TAIL_LINES);
+        return lines[from..].to_vec();
+    };
+    // anyhow numbers its causes as a backtrace numbers frames: stop at the backtrace.
+    lines[from..]
+        .iter()
+        .take_while(|l| !l.trim().eq_ignore_ascii_case("stack backtrace:"))
+        .filter(|l| !l.is_empty() && !l.starts_with("note: run with `RUST_BACKTRACE"))
+        .take(LOG_TAIL_LINES)
+        .cloned()
         .collect()
 }
 
@@ -122,7 +114,7 @@ mod tests {
         fs::write(
             &log,
             "\u{1b}[2m2026\u{1b}[0m \u{1b}[32m INFO\u{1b}[0m started\n\
-             Error: starting the node\n\nCaused by:\n    Raft failed to start: I/O\n\
+             Error: starting the node\n\nCaused by:\n    0: Raft failed to start\n    1: I/O\n\
              \nStack backtrace:\n   0: ext_context\n             at /src/x.rs:1:1\n",
         )
         .unwrap();
@@ -135,12 +127,43 @@ mod tests {
             [
                 "Error: starting the node",
                 "Caused by:",
-                "    Raft failed to start: I/O"
+                "    0: Raft failed to start",
+                "    1: I/O"
             ]
         );
         let report = report(&[crash]);
         assert_eq!(report.valid, Validity::Invalid);
         assert_eq!(report.details["count"], 1);
+    }
+
+    #[test]
+    fn a_panic_is_shown_with_its_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("n3.log");
+        fs::write(
+            &log,
+            concat!(
+                "2026 ERROR openraft::replication: RPCError\n",
+                "thread 'tokio-rt-worker' panicked at src/cluster/node.rs:10:5:\n",
+                "the log has a hole\n",
+                "stack backtrace:\n",
+                "   0: std::panicking::begin_panic\n",
+                "note: run with `RUST_BACKTRACE=full` for a verbose backtrace.\n",
+            ),
+        )
+        .unwrap();
+        let status = Command::new("sh")
+            .args(["-c", "exit 101"])
+            .status()
+            .unwrap();
+        let crash = Crash::new("n3".into(), status, &log);
+        assert_eq!(
+            crash.log_tail,
+            [
+                "thread 'tokio-rt-worker' panicked at src/cluster/node.rs:10:5:",
+                "the log has a hole"
+            ]
+        );
     }
 
     #[test]
